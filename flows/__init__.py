@@ -1,0 +1,1 @@
+"""Prefect flows: orchestration only; policy logic lives in ``gates``, I/O in ``integrations``."""

@@ -1,0 +1,1 @@
+"""Edges to outside systems (GitHub, Slack, MLflow, monitoring): inbound, evidence, actions."""

@@ -1,0 +1,1 @@
+"""The ``phasegate`` command and its settings."""
