@@ -22,7 +22,9 @@ class Approval(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    person: str = Field(description="Person id from the policies (or their GitHub login / Slack id / email).")
+    person: str = Field(
+        description="Person id from the policies (or their GitHub login / Slack id / email)."
+    )
     decision: Literal["approve", "reject"] = "approve"
     digest: str | None = Field(
         default=None, description="Gate digest the decision was given on; null binds to nothing."

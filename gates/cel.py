@@ -1,0 +1,66 @@
+"""CEL, the expression language of gate checks, through the official CEL runtime.
+
+Expressions are compiled once per distinct text (the loader compiles every expression when
+it validates a policy set, so evaluation only ever runs compiled programs). Evidence roots
+are declared dynamic: the evidence model is checked by pydantic, and CEL's own runtime
+errors (a missing key, a type mismatch) become ``error`` outcomes, never silent passes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from cel_expr_python import cel
+
+from gates.evidence import ROOTS
+
+_EVIDENCE_ENV = cel.NewEnv(variables={root: cel.Type.DYN for root in ROOTS})
+_EVENT_ENV = cel.NewEnv(variables={"event": cel.Type.DYN})
+_ENVS = {"evidence": _EVIDENCE_ENV, "event": _EVENT_ENV}
+_POSITION = re.compile(r"<input>:(\d+):(\d+):\s*")
+
+
+class CelCompileError(ValueError):
+    """A CEL expression that does not compile; ``line``/``column`` are 1-based in the text."""
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
+@dataclass(frozen=True)
+class CelOutcome:
+    value: Any = None
+    error: str | None = None
+
+
+@lru_cache(maxsize=4096)
+def compile_expression(text: str, env: str = "evidence") -> cel.Expression:
+    """Compile (cached): raises :class:`CelCompileError` with CEL's own message and caret."""
+    try:
+        return _ENVS[env].compile(text)
+    except RuntimeError as exc:
+        raw = str(exc).removeprefix("INVALID_ARGUMENT: ").removesuffix(" [INVALID_ARGUMENT]")
+        match = _POSITION.search(raw)
+        line, column = (int(match.group(1)), int(match.group(2))) if match else (1, 1)
+        message = _POSITION.sub("", raw.removeprefix("ERROR: "), count=1)
+        raise CelCompileError(message.strip(), line, column) from None
+
+
+def run(text: str, data: dict[str, Any], env: str = "evidence") -> CelOutcome:
+    """Evaluate a compiled expression; a CEL runtime error comes back as ``error``."""
+    result = compile_expression(text, env).eval(data=data)
+    if result.type() == cel.Type.ERROR:
+        return CelOutcome(error=str(result.value()))
+    return CelOutcome(value=result.plain_value())
+
+
+def run_bool(text: str, data: dict[str, Any], env: str = "evidence") -> CelOutcome:
+    outcome = run(text, data, env)
+    if outcome.error is None and not isinstance(outcome.value, bool):
+        return CelOutcome(error=f"expression gave {outcome.value!r}, not true or false")
+    return outcome

@@ -1,0 +1,133 @@
+"""Reading the documents DSLP checks look at: Markdown sections, globs, JSON/YAML files.
+
+Shared by several kinds so that "filled", "matches" and "parses" mean the same everywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+
+from gates.evidence import Evidence, File
+
+# What people leave in a section they have not written: GitHub issue forms put
+# "_No response_" in an empty optional field.
+_EMPTY_MARKERS = {"", "_no response_", "tbd", "todo", "n/a", "-", "...", "none yet"}
+_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str
+    body: str
+    line: int
+
+
+def normalise(text: str) -> str:
+    return " ".join(_COMMENT.sub("", text).split()).strip().lower()
+
+
+def heading_key(heading: str) -> str:
+    return normalise(heading).rstrip(":").strip()
+
+
+def sections(markdown: str) -> dict[str, Section]:
+    """Headings of a Markdown text (any level) with the text under each, keyed by heading."""
+    found: dict[str, Section] = {}
+    heading, line, body = None, 0, []
+    for number, text in enumerate(markdown.splitlines(), start=1):
+        match = _HEADING.match(text)
+        if match:
+            if heading is not None:
+                found[heading_key(heading)] = Section(heading, "\n".join(body).strip(), line)
+            heading, line, body = match.group(2), number, []
+        elif heading is not None:
+            body.append(text)
+    if heading is not None:
+        found[heading_key(heading)] = Section(heading, "\n".join(body).strip(), line)
+    return found
+
+
+def lookup(by_heading: dict[str, Any], wanted: str) -> Any:
+    """Find a section by heading regardless of case, spacing and a trailing colon."""
+    key = heading_key(wanted)
+    return next((v for h, v in by_heading.items() if heading_key(h) == key), None)
+
+
+def emptiness(body: str | None, placeholder: str | None = None) -> str | None:
+    """Why a section does not count as filled, or None when it does."""
+    if body is None:
+        return "missing"
+    text = normalise(body)
+    if text in _EMPTY_MARKERS:
+        return "empty"
+    if placeholder is not None and text == normalise(placeholder):
+        return "still the template text"
+    return None
+
+
+@lru_cache(maxsize=512)
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?")
+
+
+def matching_files(evidence: Evidence, pattern: str) -> list[File]:
+    """Existing files whose path matches a glob (``*`` within a folder, ``**`` across)."""
+    regex = glob_regex(pattern.lstrip("./"))
+    return sorted(
+        (f for path, f in evidence.files.items() if f.exists and regex.match(path)),
+        key=lambda f: f.path,
+    )
+
+
+@dataclass(frozen=True)
+class Parsed:
+    value: Any = None
+    error: str | None = None
+    line: int = 1
+
+
+def parse_document(file: File) -> Parsed:
+    """Parse a JSON or YAML file (by extension; YAML otherwise, since JSON is YAML)."""
+    if file.content is None:
+        return Parsed(error="content not collected")
+    if file.path.endswith(".json"):
+        try:
+            return Parsed(json.loads(file.content))
+        except json.JSONDecodeError as exc:
+            return Parsed(error=f"invalid JSON: {exc.msg}", line=exc.lineno)
+    try:
+        return Parsed(YAML(typ="safe", pure=True).load(io.StringIO(file.content)))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        return Parsed(error=f"invalid YAML: {exc.problem or exc.context}", line=line)

@@ -1,0 +1,274 @@
+"""The evidence snapshot: every fact a gate may read, as one JSON-serialisable value.
+
+Collectors in ``integrations/`` fill it; :func:`gates.evaluate.evaluate` only reads it. Facts
+that live somewhere a person can look (an issue, a file, a run, an alert) carry that place's
+``url``, so every explanation can point at it. The digest is stable: the same facts give the
+same digest whatever the order they were collected in, which is what approvals are bound to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ROOTS = ("project", "subject", "github", "files", "mlflow", "monitoring", "ask", "extra")
+"""Top-level names of the snapshot; CEL expressions see exactly these variables."""
+
+PathKey = tuple[str, ...]
+
+
+class Fact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Checkbox(Fact):
+    text: str
+    checked: bool
+
+
+class Issue(Fact):
+    """A DSLP issue (Ask, Data, Experiment, Model, ...) parsed into sections."""
+
+    number: int
+    title: str = ""
+    url: str | None = None
+    state: Literal["open", "closed"] = "open"
+    author: str | None = None
+    labels: list[str] = []
+    sections: dict[str, str] = Field(default_factory=dict, description="heading -> text")
+    template: dict[str, str] = Field(
+        default_factory=dict, description="heading -> the repo template's placeholder text"
+    )
+    checkboxes: list[Checkbox] = []
+    links: list[int] = Field(default_factory=list, description="Issue numbers this issue links.")
+
+
+class PullRequest(Fact):
+    number: int
+    title: str = ""
+    url: str | None = None
+    author: str | None = None
+    branch: str = ""
+    base: str = ""
+    head_sha: str = ""
+    labels: list[str] = []
+    files_changed: list[str] = []
+    draft: bool = False
+    merged: bool = False
+
+
+class CiCheck(Fact):
+    """A check run or commit status on the gated commit."""
+
+    name: str
+    status: Literal["queued", "in_progress", "completed", "pending"] = "completed"
+    conclusion: str | None = None
+    url: str | None = None
+
+
+class GithubEvidence(Fact):
+    repo: str | None = None
+    url: str | None = None
+    issues: list[Issue] = []
+    pull_request: PullRequest | None = None
+    checks: list[CiCheck] = []
+
+
+class File(Fact):
+    """A file of the project's repository at the gated ref (content may be omitted)."""
+
+    path: str
+    exists: bool = True
+    content: str | None = None
+    url: str | None = None
+
+
+class ModelVersion(Fact):
+    name: str
+    version: str
+    status: str = Field(
+        description="MLflow status: PENDING_REGISTRATION, READY, FAILED_REGISTRATION"
+    )
+    url: str | None = None
+    run_id: str | None = None
+    user_id: str | None = None
+    aliases: list[str] = []
+    tags: dict[str, str] = {}
+    signature: dict[str, Any] | None = Field(
+        default=None, description="The MLmodel signature: {'inputs': [...], 'outputs': [...]}"
+    )
+    has_input_example: bool = False
+    flavors: list[str] = []
+    environment: list[str] = Field(
+        default_factory=list,
+        description="Environment spec files: conda.yaml, requirements.txt, ...",
+    )
+
+
+class Run(Fact):
+    id: str
+    url: str | None = None
+    metrics: dict[str, float] = {}
+    params: dict[str, str] = {}
+    tags: dict[str, str] = {}
+
+
+class Champion(Fact):
+    """The version behind the champion alias, which a candidate must beat."""
+
+    version: str
+    url: str | None = None
+    metrics: dict[str, float] = {}
+
+
+class MlflowEvidence(Fact):
+    model: str | None = None
+    version: ModelVersion | None = None
+    run: Run | None = None
+    champion: Champion | None = None
+
+
+class Signal(Fact):
+    """A monitoring heartbeat, report or alert that reached phasegate."""
+
+    kind: Literal["heartbeat", "report", "alert"]
+    received_at: datetime
+    url: str | None = None
+    status: str | None = None
+    model: str | None = None
+    summary: dict[str, Any] = {}
+
+
+class Alert(Fact):
+    name: str
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str] = {}
+    starts_at: datetime | None = None
+    url: str | None = None
+
+
+class MonitoringEvidence(Fact):
+    signals: list[Signal] = []
+    alerts: list[Alert] = []
+
+
+class PrimaryMetric(Fact):
+    name: str
+    threshold: float
+    direction: Literal["higher", "lower"] = "higher"
+
+
+class AskEvidence(Fact):
+    """What the Ask issue committed to; later gates measure the model against it."""
+
+    issue: int | None = None
+    url: str | None = None
+    primary_metric: PrimaryMetric | None = None
+
+
+class ProjectEvidence(Fact):
+    key: str
+    phase: str | None = None
+    models: list[str] = []
+
+
+class Subject(Fact):
+    """The thing being gated (a PR, a model version); its author may not approve by default."""
+
+    kind: str
+    url: str | None = None
+    author: str | None = None
+    ref: str | None = None
+
+
+class Evidence(Fact):
+    project: ProjectEvidence
+    subject: Subject | None = None
+    github: GithubEvidence = GithubEvidence()
+    files: dict[str, File] = Field(default_factory=dict, description="path -> file")
+    mlflow: MlflowEvidence = MlflowEvidence()
+    monitoring: MonitoringEvidence = MonitoringEvidence()
+    ask: AskEvidence = AskEvidence()
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="Facts from custom sources, for CEL checks."
+    )
+    collected_at: datetime | None = Field(default=None, description="Not part of the digest.")
+
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        """The snapshot as plain JSON values: what CEL sees and what digests are taken over."""
+        return self.model_dump(mode="json", exclude={"collected_at"})
+
+    @cached_property
+    def digest(self) -> str:
+        return _sha256(self.data)
+
+    def issues_labelled(self, label: str) -> list[Issue]:
+        wanted = label.lower()
+        return [i for i in self.github.issues if wanted in (lbl.lower() for lbl in i.labels)]
+
+    def issue(self, number: int) -> Issue | None:
+        return next((i for i in self.github.issues if i.number == number), None)
+
+
+def _sha256(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def resolve(data: Any, path: PathKey) -> tuple[PathKey, Any]:
+    """Follow ``path`` as far as the data goes; return the part followed and the value there.
+
+    Stopping early (at a list, a scalar, or a method name in a CEL path such as
+    ``github.issues.exists``) makes the digest cover the whole value the path reaches into.
+    """
+    followed: list[str] = []
+    for key in path:
+        if not isinstance(data, dict):
+            break
+        followed.append(key)
+        data = data.get(key)
+    return tuple(followed), data
+
+
+def gate_digest(evidence: Evidence, paths: Iterable[PathKey]) -> str:
+    """Digest of just the evidence a gate reads: approvals are bound to it."""
+    picked = dict(resolve(evidence.data, p) for p in paths)
+    return _sha256({"/".join(k): v for k, v in sorted(picked.items())})
+
+
+def source_for(data: Any, path: PathKey) -> str | None:
+    """The ``url`` of the deepest fact along ``path`` that has one."""
+    best = data.get("url") if isinstance(data, dict) else None
+    for key in path:
+        if not isinstance(data, dict):
+            break
+        data = data.get(key)
+        if isinstance(data, dict) and data.get("url"):
+            best = data["url"]
+    return best
+
+
+_CEL_PATH = re.compile(
+    r"\b(" + "|".join(ROOTS) + r")((?:\s*\.\s*[A-Za-z_]\w*|\s*\[\s*(?:\"[^\"]*\"|'[^']*')\s*\])*)"
+)
+_CEL_STEP = re.compile(r"\.\s*([A-Za-z_]\w*)|\[\s*(?:\"([^\"]*)\"|'([^']*)')\s*\]")
+
+
+def cel_paths(expression: str) -> set[PathKey]:
+    """Evidence paths a CEL expression mentions, e.g. ``mlflow.run.metrics["auc"]``."""
+    paths = set()
+    for match in _CEL_PATH.finditer(expression):
+        steps = [
+            next(s for s in step.groups() if s is not None)
+            for step in _CEL_STEP.finditer(match.group(2))
+        ]
+        paths.add((match.group(1), *steps))
+    return paths

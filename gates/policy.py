@@ -1,0 +1,283 @@
+"""The policy model: what team leads write in ``policies/*.yaml``.
+
+Each YAML document declares its ``kind`` (Lifecycle, Gate, Roles, People, Project,
+PolicyTest), so files can be split and named however a team likes. The models forbid unknown
+keys: a typo such as ``allow_autor`` must be an error, never a silently ignored rule.
+Cross-references (roles, phases, gates, check kinds, CEL) are checked by
+:mod:`gates.loader`, which knows where each node sits in its file.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from gates.checks import KINDS
+from gates.duration import Duration
+from gates.evidence import PathKey, cel_paths
+
+Id = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100),
+    Field(description="Lowercase identifier: letters, digits, '-', '_' and '.'."),
+]
+Mode = Literal["enforce", "warn", "shadow"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Phase(Strict):
+    id: Id
+    title: str | None = None
+    description: str | None = None
+
+
+class Transition(Strict):
+    """A forward move, allowed only through a passed ``gate``."""
+
+    from_: Id = Field(alias="from")
+    to: Id
+    gate: Id
+
+
+class Regression(Strict):
+    """Which event sends a project back, e.g. a firing drift alert in operation.
+
+    ``when`` is a CEL expression over ``event`` (``event.source``, ``event.kind``,
+    ``event.labels``, ``event.payload``); ``hold_down`` keeps a flapping alert from making
+    the project bounce: the rule does not fire again within that time of its last firing.
+    """
+
+    id: Id
+    when: str
+    from_: list[Id] = Field(alias="from", min_length=1)
+    to: Id
+    hold_down: Duration = timedelta(hours=1)
+    description: str | None = None
+
+
+class Lifecycle(Strict):
+    kind: Literal["Lifecycle"]
+    initial: Id | None = Field(
+        default=None, description="Phase of a new project; the first phase if unset."
+    )
+    phases: list[Phase] = Field(min_length=1)
+    transitions: list[Transition] = []
+    regressions: list[Regression] = []
+
+    @property
+    def initial_phase(self) -> str:
+        return self.initial or self.phases[0].id
+
+    def transition_from(self, phase: str) -> Transition | None:
+        return next((t for t in self.transitions if t.from_ == phase), None)
+
+    def transition_guarded_by(self, gate: str) -> Transition | None:
+        return next((t for t in self.transitions if t.gate == gate), None)
+
+
+class Check(Strict):
+    """One node of a gate's check tree.
+
+    A leaf is a built-in ``kind`` with parameters in ``with``, or a CEL ``expr``; a group is
+    ``all``, ``any`` or ``not``. ``if`` (CEL) makes the node *skipped* when it does not apply,
+    which the explanation keeps distinct from *failed*.
+    """
+
+    id: Id
+    title: str | None = None
+    hint: str | None = Field(default=None, description="How to fix it when it fails.")
+    if_: str | None = Field(default=None, alias="if", description="CEL; false skips the check.")
+    kind: str | None = Field(default=None, description="Built-in check kind (see gates/checks).")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    expr: str | None = Field(default=None, description="CEL expression that must be true.")
+    expected: str | None = Field(default=None, description="What a CEL check expects, in words.")
+    found: str | None = Field(
+        default=None, description="CEL expression whose value is shown as found."
+    )
+    all: list[Check] | None = None
+    any: list[Check] | None = None
+    not_: Check | None = Field(default=None, alias="not")
+
+    @model_validator(mode="after")
+    def _exactly_one_body(self) -> Check:
+        bodies = [
+            name
+            for name, value in (
+                ("kind", self.kind),
+                ("expr", self.expr),
+                ("all", self.all),
+                ("any", self.any),
+                ("not", self.not_),
+            )
+            if value is not None
+        ]
+        if len(bodies) != 1:
+            found = ", ".join(bodies) if bodies else "none"
+            raise ValueError(
+                f"check '{self.id}' needs exactly one of kind, expr, all, any, not (found: {found})"
+            )
+        if self.with_ and self.kind is None:
+            raise ValueError(f"check '{self.id}': 'with' only applies to a built-in 'kind'")
+        if self.found is not None and self.expr is None:
+            raise ValueError(f"check '{self.id}': 'found' only applies to an 'expr' check")
+        return self
+
+    @property
+    def children(self) -> list[Check]:
+        if self.all is not None:
+            return self.all
+        if self.any is not None:
+            return self.any
+        return [self.not_] if self.not_ is not None else []
+
+    def walk(self) -> list[Check]:
+        return [self, *(node for child in self.children for node in child.walk())]
+
+    @cached_property
+    def params(self) -> BaseModel | None:
+        """Parameters of a built-in kind, validated once and reused by every evaluation."""
+        return KINDS[self.kind].params.model_validate(self.with_) if self.kind else None
+
+    @cached_property
+    def reads(self) -> frozenset[PathKey]:
+        """Evidence paths this check and everything under it read."""
+        paths: set[PathKey] = set()
+        for node in self.walk():
+            for text in (node.if_, node.expr, node.found):
+                if text:
+                    paths |= cel_paths(text)
+            if node.kind in KINDS:
+                paths |= set(KINDS[node.kind].reads(node.params))
+        return frozenset(paths)
+
+
+class ApprovalRule(Strict):
+    """``count`` distinct people holding any of ``roles`` must approve."""
+
+    id: Id | None = None
+    roles: list[Id] = Field(min_length=1)
+    count: int = Field(default=1, ge=1)
+    allow_author: bool = Field(
+        default=False, description="May the author of the gated work (PR, model version) approve?"
+    )
+    expires_after: Duration | None = None
+    invalidate_on_change: bool = Field(
+        default=True,
+        description="An approval stops counting when the evidence this gate reads changes.",
+    )
+
+    @property
+    def name(self) -> str:
+        return self.id or "+".join(self.roles)
+
+
+class WaiverRule(Strict):
+    roles: list[Id] = Field(min_length=1)
+    checks: list[str] = Field(default=["*"], description="Check ids this rule covers; '*' = all.")
+    max_duration: Duration = timedelta(days=30)
+
+    def covers(self, check_id: str) -> bool:
+        return "*" in self.checks or check_id in self.checks
+
+
+class Gate(Strict):
+    kind: Literal["Gate"]
+    id: Id
+    title: str | None = None
+    description: str | None = None
+    mode: Mode = Field(
+        default="enforce",
+        description="enforce blocks; warn reports but never blocks; shadow is recorded only.",
+    )
+    checks: list[Check] = Field(min_length=1)
+    approvals: list[ApprovalRule] = []
+    waivers: list[WaiverRule] = []
+
+    def nodes(self) -> list[Check]:
+        return [node for check in self.checks for node in check.walk()]
+
+    @cached_property
+    def reads(self) -> frozenset[PathKey]:
+        """What approvals of this gate are bound to: a change elsewhere does not void them."""
+        return frozenset().union(*(c.reads for c in self.checks))
+
+
+class Role(Strict):
+    id: Id
+    description: str | None = None
+
+
+class Roles(Strict):
+    kind: Literal["Roles"]
+    roles: list[Role] = Field(min_length=1)
+
+
+class Person(Strict):
+    id: Id
+    name: str | None = None
+    github: str | None = Field(default=None, description="GitHub login.")
+    slack: str | None = Field(default=None, description="Slack user id, e.g. U012AB3CD.")
+    email: str | None = None
+
+    def identities(self) -> set[str]:
+        ids = {self.id, self.github, self.slack, self.email}
+        return {i.lower() for i in ids if i}
+
+
+class People(Strict):
+    kind: Literal["People"]
+    people: list[Person] = Field(min_length=1)
+
+
+class GithubRef(Strict):
+    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/name")
+    path: str | None = Field(default=None, description="Sub-path of the project in a monorepo.")
+    tracking_issue: int | None = None
+
+
+class MlflowRef(Strict):
+    models: list[str] = Field(min_length=1, description="Registered model names.")
+    champion_alias: str = "champion"
+
+
+class SlackRef(Strict):
+    channel: str
+
+
+class Project(Strict):
+    kind: Literal["Project"]
+    key: Id
+    title: str | None = None
+    github: GithubRef | None = None
+    mlflow: MlflowRef | None = None
+    slack: SlackRef | None = None
+    people: dict[Id, list[Id]] = Field(default_factory=dict, description="role id -> person ids")
+
+
+class PolicySet(BaseModel):
+    """A validated, cross-checked set of policy documents, and the hash it was loaded with."""
+
+    lifecycle: Lifecycle
+    gates: dict[str, Gate]
+    roles: dict[str, Role]
+    people: dict[str, Person]
+    projects: dict[str, Project]
+    policy_hash: str
+
+    def person(self, identity: str) -> Person | None:
+        """Find a person by id, GitHub login, Slack id or email (case-insensitive)."""
+        wanted = identity.lower()
+        return next((p for p in self.people.values() if wanted in p.identities()), None)
+
+    def holders(self, project: str, role: str) -> list[Person]:
+        ids = self.projects[project].people.get(role, [])
+        return [self.people[i] for i in ids if i in self.people]
+
+    def roles_of(self, project: str, person_id: str) -> set[str]:
+        return {r for r, ids in self.projects[project].people.items() if person_id in ids}
