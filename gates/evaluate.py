@@ -13,7 +13,7 @@ from typing import Any
 from gates import cel
 from gates.checks import KINDS
 from gates.evidence import Evidence, cel_paths, gate_digest, resolve, source_for
-from gates.policy import ApprovalRule, Check, Gate, Person, PolicySet
+from gates.policy import ApprovalRule, Check, Gate, Person, PolicySet, Status
 from gates.records import Approval, Waiver
 from gates.result import (
     CheckResult,
@@ -23,7 +23,6 @@ from gates.result import (
     Outcome,
     Rejection,
     RuleResult,
-    Status,
     WaiverNote,
 )
 
@@ -243,9 +242,8 @@ def _approvals(
     for rule in gate.approvals:
         approvers = []
         for person, approval in latest.values():
-            why = _disqualified(
-                rule, person, approval, policies.roles_of(project, person.id), author, digest, now
-            )
+            roles = policies.roles_of(project, person.id)
+            why = _disqualified(rule, person, approval, roles, author, digest, now)
             if why is None and approval.decision == "approve":
                 approvers.append(person.id)
             elif why is None:
@@ -256,8 +254,9 @@ def _approvals(
                         at=approval.at,
                     )
                 )
-            else:
-                reasons.setdefault(person.id, why)
+            elif person.id not in reasons or roles.intersection(rule.roles):
+                # The reason from a rule the person could satisfy says more than "lacks role".
+                reasons[person.id] = why
         candidates = [
             p.id
             for role in rule.roles

@@ -259,13 +259,17 @@ def source_for(data: Any, path: PathKey) -> str | None:
 _CEL_PATH = re.compile(
     r"\b(" + "|".join(ROOTS) + r")((?:\s*\.\s*[A-Za-z_]\w*|\s*\[\s*(?:\"[^\"]*\"|'[^']*')\s*\])*)"
 )
+_CEL_STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'')
 _CEL_STEP = re.compile(r"\.\s*([A-Za-z_]\w*)|\[\s*(?:\"([^\"]*)\"|'([^']*)')\s*\]")
 
 
 def cel_paths(expression: str) -> set[PathKey]:
     """Evidence paths a CEL expression mentions, e.g. ``mlflow.run.metrics["auc"]``."""
+    strings = [m.span() for m in _CEL_STRING.finditer(expression)]
     paths = set()
     for match in _CEL_PATH.finditer(expression):
+        if any(start <= match.start() < end for start, end in strings):
+            continue  # a word inside a string literal, not a variable
         steps = [
             next(s for s in step.groups() if s is not None)
             for step in _CEL_STEP.finditer(match.group(2))

@@ -9,7 +9,7 @@ Cross-references (roles, phases, gates, check kinds, CEL) are checked by
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from gates.checks import KINDS
 from gates.duration import Duration
-from gates.evidence import PathKey, cel_paths
+from gates.evidence import Evidence, PathKey, cel_paths
+from gates.records import Approval, Waiver
 
 Id = Annotated[
     str,
@@ -25,6 +26,7 @@ Id = Annotated[
     Field(description="Lowercase identifier: letters, digits, '-', '_' and '.'."),
 ]
 Mode = Literal["enforce", "warn", "shadow"]
+Status = Literal["passed", "blocked", "awaiting_approval", "error"]
 
 
 class Strict(BaseModel):
@@ -281,3 +283,50 @@ class PolicySet(BaseModel):
 
     def roles_of(self, project: str, person_id: str) -> set[str]:
         return {r for r, ids in self.projects[project].people.items() if person_id in ids}
+
+
+class Scenario(Strict):
+    """Evidence plus the approvals and waivers given on it: a "what if" for one gate.
+
+    The CLI's ``check --evidence`` reads it, ``examples/`` ship it and policy tests reuse it.
+    """
+
+    gate: Id | None = None
+    now: datetime | None = Field(default=None, description="Evaluation time; default: now.")
+    evidence: Evidence
+    approvals: list[Approval] = []
+    waivers: list[Waiver] = []
+
+
+class Expectation(Strict):
+    status: Status
+    failing: list[str] | None = Field(
+        default=None, description="Exactly these check ids fail or error (omit to not compare)."
+    )
+
+
+class TestCase(Strict):
+    """A case of a policy test: a scenario (inline or a file) and the decision it must get."""
+
+    name: str
+    scenario: str | None = Field(
+        default=None, description="Scenario JSON/YAML, relative to this file."
+    )
+    evidence: Evidence | None = None
+    approvals: list[Approval] | None = None
+    waivers: list[Waiver] | None = None
+    now: datetime | None = None
+    expect: Expectation
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TestCase:
+        if (self.scenario is None) == (self.evidence is None):
+            raise ValueError(f"case '{self.name}' needs exactly one of 'scenario' or 'evidence'")
+        return self
+
+
+class PolicyTest(Strict):
+    kind: Literal["PolicyTest"]
+    gate: Id
+    project: Id | None = None
+    cases: list[TestCase] = Field(min_length=1)

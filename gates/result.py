@@ -11,10 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from gates.policy import Mode
+from gates.policy import Mode, Status
 
 Outcome = Literal["passed", "failed", "skipped", "waived", "error"]
-Status = Literal["passed", "blocked", "awaiting_approval", "error"]
 
 
 class FileLine(BaseModel):
@@ -101,6 +100,9 @@ class GateResult(BaseModel):
         counted = [n for n in leaves if n.outcome != "skipped"]
         ok = sum(n.outcome in ("passed", "waived") for n in counted)
         text = f"{ok} of {len(counted)} checks passed"
+        waived = sum(n.outcome == "waived" for n in counted)
+        if waived:
+            text += f" ({waived} waived)"
         if self.status == "error":
             errors = sum(n.outcome == "error" for n in leaves)
             return f"could not decide: {errors} check(s) errored; {text}"

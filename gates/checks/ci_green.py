@@ -5,10 +5,11 @@ phasegate's own checks are ignored by default: a gate must not wait on itself.
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
+
 from pydantic import Field
 
 from gates.checks.base import Finding, Params, listing, register
-from gates.checks.text import glob_regex
 from gates.evidence import Evidence, PathKey
 
 GOOD = {"success", "neutral", "skipped"}
@@ -33,9 +34,7 @@ def run(params: CiGreen, evidence: Evidence) -> Finding:
         f", including {listing(params.required)}" if params.required else ""
     )
     checks = [
-        c
-        for c in evidence.github.checks
-        if not any(glob_regex(g).match(c.name) for g in params.ignore)
+        c for c in evidence.github.checks if not any(fnmatchcase(c.name, g) for g in params.ignore)
     ]
     names = {c.name for c in checks}
     absent = [n for n in params.required if n not in names]

@@ -59,7 +59,8 @@ def run(params: MetricThreshold, evidence: Evidence) -> Finding:
     champion_value = champion.metrics.get(metric) if champion else None
     if champion_value is not None:
         margin = params.min_improvement if direction == "higher" else -params.min_improvement
-        expected += f" and {sign} champion v{champion.version} ({champion_value:g}{margin:+g})"
+        bar = f"{champion_value:g}" + (f"{margin:+g}" if margin else "")
+        expected += f" and {sign} champion v{champion.version} ({bar})"
     run_ = evidence.mlflow.run
     if run_ is None or metric not in run_.metrics:
         where = f"run {run_.id}" if run_ else "no run linked to the model version"

@@ -18,11 +18,16 @@ GENESIS = "0" * 64
 """The ``prev_hash`` of the first row."""
 
 
-def iso_utc(at: datetime) -> str:
-    """ISO 8601 in UTC with microseconds: one spelling per instant, whatever zone it came in."""
+def as_utc(at: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is refused because its zone would be a guess."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"naive datetime {at.isoformat()} given; pass a timezone-aware one")
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
+    return at.astimezone(UTC)
+
+
+def iso_utc(at: datetime) -> str:
+    """ISO 8601 in UTC with microseconds: one spelling per instant, whatever zone it came in."""
+    return as_utc(at).isoformat(timespec="microseconds")
 
 
 def _encode(value: object) -> str:

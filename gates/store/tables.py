@@ -14,10 +14,16 @@ from sqlalchemy.orm import registry
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from gates.store.audit import as_utc
+
 TransitionKind = Literal["init", "advance", "regress"]
 Decision = Literal["approve", "reject"]
 InboxStatus = Literal["pending", "processing", "done", "failed", "ignored"]
 OutboxStatus = Literal["pending", "done", "failed"]
+
+ALEMBIC_VERSION_TABLE = "phasegate_alembic_version"
+"""Not alembic's default name, so the store can share a database with another alembic user
+(Prefect's server keeps its own ``alembic_version``)."""
 
 NO_DIGEST = ""
 """Stored in ``approvals.digest`` for an approval bound to no digest.
@@ -38,11 +44,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value.isoformat()} given; pass a timezone-aware one")
-        return value.astimezone(UTC)
+        return None if value is None else as_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -1,0 +1,441 @@
+"""Load a directory of policy YAML into a :class:`PolicySet`, or say precisely what is wrong.
+
+Every mistake in every file is reported at once as ``path:line:col: message``, pointing at
+the YAML node that is wrong, so a team lead fixes a policy in one pass. Loading never raises
+for a bad file: a broken policy must neither crash the engine nor silently pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.scalarstring import (
+    DoubleQuotedScalarString,
+    FoldedScalarString,
+    LiteralScalarString,
+    SingleQuotedScalarString,
+)
+
+from gates import cel
+from gates.checks import KINDS
+from gates.policy import (
+    Gate,
+    Lifecycle,
+    People,
+    PolicySet,
+    PolicyTest,
+    Project,
+    Roles,
+)
+
+DOCUMENT_KINDS: dict[str, type[BaseModel]] = {
+    "Lifecycle": Lifecycle,
+    "Gate": Gate,
+    "Roles": Roles,
+    "People": People,
+    "Project": Project,
+    "PolicyTest": PolicyTest,
+}
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class PolicyError:
+    path: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+
+
+class PolicyLoadError(Exception):
+    """Raised by :func:`load_or_raise`; carries every error, already sorted."""
+
+    def __init__(self, errors: list[PolicyError]) -> None:
+        super().__init__("\n".join(map(str, errors)))
+        self.errors = errors
+
+
+@dataclass
+class Document:
+    """One validated YAML document and where each of its nodes sits in its file."""
+
+    model: Any
+    path: str
+    positions: dict[Loc, tuple[int, int]]
+    key_positions: dict[Loc, tuple[int, int]]
+    quoted: set[Loc]
+    block: set[Loc]
+
+    def at(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
+        """1-based (line, col) of the node at ``loc``, or of its nearest existing ancestor."""
+        loc = tuple(loc)
+        while loc:
+            table = self.key_positions if key and loc in self.key_positions else self.positions
+            if loc in table:
+                line, col = table[loc]
+                return line + 1, col + 1
+            loc = loc[:-1]
+        line, col = self.positions.get((), (0, 0))
+        return line + 1, col + 1
+
+    def error(self, loc: Loc, message: str, *, key: bool = False) -> PolicyError:
+        line, col = self.at(loc, key=key)
+        return PolicyError(self.path, line, col, message)
+
+
+@dataclass
+class LoadResult:
+    policies: PolicySet | None
+    tests: list[Document] = field(default_factory=list)
+    errors: list[PolicyError] = field(default_factory=list)
+
+
+def _plain(node: Any, loc: Loc, doc: Document) -> Any:
+    """ruamel's round-trip tree as plain Python values, recording where each node is."""
+    if isinstance(node, CommentedMap):
+        doc.positions.setdefault(loc, (node.lc.line, node.lc.col))
+        out = {}
+        for key, value in node.items():
+            child = (*loc, str(key))
+            doc.key_positions[child] = node.lc.key(key)
+            doc.positions[child] = node.lc.value(key)
+            out[str(key)] = _plain(value, child, doc)
+        return out
+    if isinstance(node, CommentedSeq):
+        doc.positions.setdefault(loc, (node.lc.line, node.lc.col))
+        items = []
+        for index, value in enumerate(node):
+            doc.positions[(*loc, index)] = node.lc.item(index)
+            items.append(_plain(value, (*loc, index), doc))
+        return items
+    if isinstance(node, SingleQuotedScalarString | DoubleQuotedScalarString):
+        doc.quoted.add(loc)
+    if isinstance(node, LiteralScalarString | FoldedScalarString):
+        doc.block.add(loc)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, date):
+        return node.isoformat()
+    return node
+
+
+def _model_keys(model: type[BaseModel], seen: set[type] | None = None) -> set[str]:
+    """Every key any policy model accepts: the vocabulary for "did you mean"."""
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return set()
+    seen.add(model)
+    keys = set()
+    for name, info in model.model_fields.items():
+        keys.add(info.alias or name)
+        for arg in _type_args(info.annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                keys |= _model_keys(arg, seen)
+    return keys
+
+
+def _type_args(annotation: Any) -> Iterator[Any]:
+    yield annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        yield from _type_args(arg)
+
+
+def _suggest(word: str, vocabulary: set[str] | list[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(vocabulary), n=1, cutoff=0.75)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _pydantic_errors(
+    exc: ValidationError, doc: Document, prefix: Loc, vocabulary: set[str]
+) -> list[PolicyError]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = (*prefix, *err["loc"])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            errors.append(
+                doc.error(loc, f"unknown key '{key}'{_suggest(key, vocabulary)}", key=True)
+            )
+        elif kind == "missing":
+            errors.append(doc.error(loc[:-1], f"missing required key '{loc[-1]}'"))
+        elif kind == "value_error":
+            errors.append(doc.error(loc, err["msg"].removeprefix("Value error, ")))
+        else:
+            where = ".".join(str(p) for p in loc[len(prefix) :]) or "document"
+            got = err.get("input")
+            shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+            errors.append(doc.error(loc, f"{where}: {err['msg']}{shown}"))
+    return errors
+
+
+def _read_documents(file: Path, shown: str) -> tuple[list[Document], list[PolicyError]]:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    try:
+        raw_docs = list(yaml.load_all(io.StringIO(file.read_text(encoding="utf-8"))))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        return [], [PolicyError(shown, line, col, f"YAML syntax error: {message}")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [PolicyError(shown, 1, 1, f"cannot read file: {exc}")]
+    docs, errors = [], []
+    for raw in raw_docs:
+        if raw is None:
+            continue
+        doc = Document(None, shown, {}, {}, set(), set())
+        data = _plain(raw, (), doc)
+        if not isinstance(data, dict):
+            errors.append(doc.error((), "a policy document must be a mapping with a 'kind'"))
+            continue
+        kind = data.get("kind")
+        model = DOCUMENT_KINDS.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            kinds = ", ".join(DOCUMENT_KINDS)
+            what = (
+                f"unknown kind {kind!r}{_suggest(str(kind), set(DOCUMENT_KINDS))}"
+                if kind
+                else "no 'kind'"
+            )
+            errors.append(doc.error(("kind",), f"{what}: expected one of {kinds}"))
+            continue
+        try:
+            doc.model = model.model_validate(data)
+        except ValidationError as exc:
+            errors += _pydantic_errors(exc, doc, (), _model_keys(model))
+            continue
+        docs.append(doc)
+    return docs, errors
+
+
+def _policy_files(directory: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in directory.rglob("*")
+        if p.suffix in (".yaml", ".yml")
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    )
+
+
+def policy_hash(directory: Path) -> str:
+    """Digest of every policy file's name and bytes: which policy set made a decision."""
+    digest = hashlib.sha256()
+    for file in _policy_files(directory):
+        digest.update(file.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+class _Checker:
+    """Cross-document checks: references, duplicates, check kinds and CEL."""
+
+    def __init__(self, docs: list[Document]) -> None:
+        self.docs = docs
+        self.errors: list[PolicyError] = []
+
+    def of(self, model: type[BaseModel]) -> list[Document]:
+        return [d for d in self.docs if isinstance(d.model, model)]
+
+    def unique(self, entries: list[tuple[Document, Loc, str]], what: str) -> dict[str, Document]:
+        first: dict[str, tuple[Document, Loc]] = {}
+        for doc, loc, ident in entries:
+            if ident in first:
+                other, other_loc = first[ident]
+                line, _ = other.at(other_loc)
+                self.errors.append(
+                    doc.error(
+                        loc, f"duplicate {what} '{ident}' (first defined at {other.path}:{line})"
+                    )
+                )
+            else:
+                first[ident] = (doc, loc)
+        return {ident: doc for ident, (doc, _) in first.items()}
+
+    def known(
+        self, doc: Document, loc: Loc, ident: str, names: set[str] | dict[str, Any], what: str
+    ) -> None:
+        if ident not in names:
+            self.errors.append(
+                doc.error(loc, f"unknown {what} '{ident}'{_suggest(ident, set(names))}")
+            )
+
+    def compile(self, doc: Document, loc: Loc, text: str, env: str = "evidence") -> None:
+        try:
+            cel.compile_expression(text, env)
+        except cel.CelCompileError as exc:
+            line, col = doc.at(loc)
+            if loc in doc.block:
+                line, col = line + exc.line, col + 1 + exc.column
+            elif exc.line == 1:
+                col += exc.column - (0 if loc in doc.quoted else 1)
+            self.errors.append(PolicyError(doc.path, line, col, f"CEL: {exc}"))
+
+    def run(self) -> LoadResult:
+        lifecycles = self.of(Lifecycle)
+        if not lifecycles:
+            return LoadResult(
+                None,
+                errors=[
+                    *self.errors,
+                    PolicyError("<policies>", 1, 1, "no document of kind Lifecycle"),
+                ],
+            )
+        for extra in lifecycles[1:]:
+            first = lifecycles[0]
+            self.errors.append(
+                extra.error(
+                    ("kind",),
+                    f"a second Lifecycle (the first is in {first.path}:{first.at(())[0]})",
+                )
+            )
+        life_doc = lifecycles[0]
+        lifecycle: Lifecycle = life_doc.model
+        roles = self.unique(
+            [
+                (d, ("roles", i, "id"), r.id)
+                for d in self.of(Roles)
+                for i, r in enumerate(d.model.roles)
+            ],
+            "role",
+        )
+        people = self.unique(
+            [
+                (d, ("people", i, "id"), p.id)
+                for d in self.of(People)
+                for i, p in enumerate(d.model.people)
+            ],
+            "person",
+        )
+        gates = self.unique([(d, ("id",), d.model.id) for d in self.of(Gate)], "gate")
+        projects = self.unique([(d, ("key",), d.model.key) for d in self.of(Project)], "project")
+        phases = self.unique(
+            [(life_doc, ("phases", i, "id"), p.id) for i, p in enumerate(lifecycle.phases)], "phase"
+        )
+        self._lifecycle(life_doc, set(phases), set(gates))
+        for doc in self.of(Gate):
+            self._gate(doc, set(roles))
+        for doc in self.of(Project):
+            for role, ids in doc.model.people.items():
+                self.known(doc, ("people", role), role, roles, "role")
+                for i, person in enumerate(ids):
+                    self.known(doc, ("people", role, i), person, people, "person")
+        for doc in self.of(PolicyTest):
+            self.known(doc, ("gate",), doc.model.gate, gates, "gate")
+            if doc.model.project:
+                self.known(doc, ("project",), doc.model.project, projects, "project")
+        if self.errors:
+            return LoadResult(None, self.of(PolicyTest), self.errors)
+        policy_set = PolicySet(
+            lifecycle=lifecycle,
+            gates={d.model.id: d.model for d in self.of(Gate)},
+            roles={r.id: r for d in self.of(Roles) for r in d.model.roles},
+            people={p.id: p for d in self.of(People) for p in d.model.people},
+            projects={d.model.key: d.model for d in self.of(Project)},
+            policy_hash="",
+        )
+        return LoadResult(policy_set, self.of(PolicyTest), [])
+
+    def _lifecycle(self, doc: Document, phases: set[str], gates: set[str]) -> None:
+        lifecycle: Lifecycle = doc.model
+        if lifecycle.initial:
+            self.known(doc, ("initial",), lifecycle.initial, phases, "phase")
+        for i, t in enumerate(lifecycle.transitions):
+            self.known(doc, ("transitions", i, "from"), t.from_, phases, "phase")
+            self.known(doc, ("transitions", i, "to"), t.to, phases, "phase")
+            self.known(doc, ("transitions", i, "gate"), t.gate, gates, "gate")
+        for i, r in enumerate(lifecycle.regressions):
+            for j, phase in enumerate(r.from_):
+                self.known(doc, ("regressions", i, "from", j), phase, phases, "phase")
+            self.known(doc, ("regressions", i, "to"), r.to, phases, "phase")
+            self.compile(doc, ("regressions", i, "when"), r.when, env="event")
+
+    def _gate(self, doc: Document, roles: set[str]) -> None:
+        gate: Gate = doc.model
+        nodes = list(_check_locs(gate.checks, ("checks",)))
+        self.unique([(doc, (*loc, "id"), node.id) for node, loc in nodes], "check id")
+        for node, loc in nodes:
+            if node.kind is not None:
+                kind = KINDS.get(node.kind)
+                if kind is None:
+                    self.known(doc, (*loc, "kind"), node.kind, KINDS, "check kind")
+                else:
+                    try:
+                        kind.params.model_validate(node.with_)
+                    except ValidationError as exc:
+                        self.errors += _pydantic_errors(
+                            exc, doc, (*loc, "with"), set(kind.params.model_fields)
+                        )
+            for key, text in (("expr", node.expr), ("if", node.if_), ("found", node.found)):
+                if text is not None:
+                    self.compile(doc, (*loc, key), text)
+        ids = {node.id for node, _ in nodes}
+        for i, rule in enumerate(gate.approvals):
+            for j, role in enumerate(rule.roles):
+                self.known(doc, ("approvals", i, "roles", j), role, roles, "role")
+        for i, rule in enumerate(gate.waivers):
+            for j, role in enumerate(rule.roles):
+                self.known(doc, ("waivers", i, "roles", j), role, roles, "role")
+            for j, check in enumerate(rule.checks):
+                if check != "*":
+                    self.known(doc, ("waivers", i, "checks", j), check, ids, "check")
+
+
+def _check_locs(checks: list[Any], loc: Loc) -> Iterator[tuple[Any, Loc]]:
+    for i, node in enumerate(checks):
+        here = (*loc, i)
+        yield node, here
+        for key, children in (("all", node.all), ("any", node.any)):
+            if children is not None:
+                yield from _check_locs(children, (*here, key))
+        if node.not_ is not None:
+            yield from _check_locs([node.not_], (*here, "not"))
+
+
+def load_policies(directory: Path | str) -> LoadResult:
+    """Load and cross-check every ``*.yaml``/``*.yml`` under ``directory``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return LoadResult(None, errors=[PolicyError(str(directory), 1, 1, "not a directory")])
+    docs, errors = [], []
+    for file in _policy_files(directory):
+        found, problems = _read_documents(file, str(file))
+        docs += found
+        errors += problems
+    result = _Checker(docs).run()
+    result.errors = sorted(errors + result.errors)
+    if result.errors:
+        result.policies = None
+    elif result.policies is not None:
+        result.policies.policy_hash = policy_hash(directory)
+    return result
+
+
+def load_or_raise(directory: Path | str) -> PolicySet:
+    result = load_policies(directory)
+    if result.policies is None:
+        raise PolicyLoadError(result.errors)
+    return result.policies

@@ -1,0 +1,744 @@
+"""The store: phasegate's memory, on SQLite (one box) or PostgreSQL (a team).
+
+Several processes share it (the webhook receiver, flow runs, the CLI), so every method is one
+short transaction, every "create" is idempotent by a unique key, and everything that must be
+serial (the audit chain, claiming inbox events, migrating) is serialised by the database itself.
+"""
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, and_, event, func, or_, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, create_engine, select
+
+from gates.records import Approval, Waiver
+from gates.store.audit import GENESIS, AuditReport, as_utc, chain_hash, jsonable, verify_chain
+from gates.store.tables import (
+    NO_DIGEST,
+    ApprovalRow,
+    AuditRow,
+    Decision,
+    EvaluationRow,
+    InboxEventRow,
+    InboxStatus,
+    OutboxRow,
+    OutboxStatus,
+    ProjectRow,
+    TransitionKind,
+    TransitionRow,
+    WaiverRow,
+)
+
+T = TypeVar("T")
+
+ENGINE_ACTOR = "phasegate"
+"""Audit actor for what the engine does on its own (registering a project, moving a phase)."""
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+"""How long a SQLite writer waits for another process's write to finish before failing."""
+
+_WRITE = "phasegate_write"
+"""Execution option marking a transaction that will write (SQLite then begins IMMEDIATE)."""
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+_AUDIT_LOCK = _lock_key("phasegate.store.audit")
+_MIGRATE_LOCK = _lock_key("phasegate.store.migrate")
+
+
+class UnknownProjectError(LookupError):
+    """A write named a project this store has never registered."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"unknown project {key!r}: it is not registered in this store")
+        self.key = key
+
+
+def alembic_config(connection: Connection) -> Config:
+    """Alembic configuration built in code: no ``alembic.ini``, independent of the cwd.
+
+    The migrations are located as package data of ``gates.store``, so this works the same from a
+    checkout and from an installed wheel.
+    """
+    config = Config()
+    config.set_main_option("script_location", "gates.store:migrations")
+    config.attributes["connection"] = connection
+    return config
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """Make a SQLite file safe to share between a receiver and flow processes.
+
+    WAL lets readers run while one process writes. Taking over BEGIN from the sqlite3 driver
+    (which otherwise defers it to the first write) lets writing transactions begin IMMEDIATE:
+    they queue for the write lock up front, waiting up to the busy timeout, instead of failing
+    with "database is locked" when a read turns into a write.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Store:
+    """Projects, evaluations, decisions, the event inbox, the side-effect outbox and the audit log.
+
+    All datetimes go in and come out timezone-aware UTC; naive ones are refused.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            self.engine = create_engine(self.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+            _configure_sqlite(self.engine)
+        else:
+            self.engine = create_engine(self.url, pool_pre_ping=True)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration; safe when several processes start at once."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{_WRITE: True})
+            with connection.begin():
+                self._serialise(connection, _MIGRATE_LOCK)
+                command.upgrade(alembic_config(connection), "head")
+
+    def dispose(self) -> None:
+        """Close pooled connections (a SQLite file can then be removed, a PG schema dropped)."""
+        self.engine.dispose()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            # The first connection use begins the transaction, so the mode must be set here.
+            session.connection(execution_options={_WRITE: write})
+            yield session
+
+    def _serialise(self, connection: Connection, key: int) -> None:
+        """Hold a lock until the transaction ends.
+
+        Only PostgreSQL needs it: a SQLite writer already holds the whole file since BEGIN
+        IMMEDIATE.
+        """
+        if not self.is_sqlite:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    def _create_once(
+        self, find: Callable[[Session], T | None], create: Callable[[Session], T]
+    ) -> tuple[T, bool]:
+        """Create a row unless its unique key exists; return it and whether it is new.
+
+        The look-up spares the common repeat an insert. A concurrent creator can still slip in
+        between, and then the unique constraint fails our insert and we return the winner's row.
+        """
+        try:
+            with self._transaction(write=True) as session:
+                existing = find(session)
+                if existing is not None:
+                    return existing, False
+                return create(session), True
+        except IntegrityError:
+            with self._transaction(write=False) as session:
+                existing = find(session)
+            if existing is None:
+                raise
+            return existing, False
+
+    @staticmethod
+    def _project(session: Session, key: str, *, lock: bool = False) -> ProjectRow:
+        statement = select(ProjectRow).where(ProjectRow.key == key)
+        if lock:
+            statement = statement.with_for_update()
+        project = session.exec(statement).first()
+        if project is None:
+            raise UnknownProjectError(key)
+        return project
+
+    @staticmethod
+    def _row(session: Session, model: type[T], row_id: int) -> T:
+        row = session.get(model, row_id)
+        if row is None:
+            raise LookupError(f"no {model.__tablename__} row with id {row_id}")  # type: ignore[attr-defined]
+        return row
+
+    # -- projects and transitions -----------------------------------------------------------
+
+    def ensure_project(self, key: str, initial_phase: str, at: datetime) -> ProjectRow:
+        """Register a project on first sight; later calls return it unchanged.
+
+        Its first phase is recorded as an ``init`` transition, so the history of every project
+        starts with how it entered the lifecycle.
+        """
+
+        def create(session: Session) -> ProjectRow:
+            project = ProjectRow(key=key, phase=initial_phase, created_at=at, updated_at=at)
+            session.add(project)
+            session.flush()
+            self._move(
+                session,
+                project,
+                to_phase=initial_phase,
+                kind="init",
+                reason="project registered",
+                evaluation_id=None,
+                at=at,
+                from_phase=None,
+            )
+            return project
+
+        project, _ = self._create_once(lambda session: session.get(ProjectRow, key), create)
+        return project
+
+    def project(self, key: str) -> ProjectRow | None:
+        """The project and its current phase, or None if it was never registered."""
+        with self._transaction(write=False) as session:
+            return session.get(ProjectRow, key)
+
+    def projects(self) -> list[ProjectRow]:
+        """Every registered project, by key."""
+        with self._transaction(write=False) as session:
+            return list(session.exec(select(ProjectRow).order_by(col(ProjectRow.key))))
+
+    def transition(
+        self,
+        *,
+        project: str,
+        to_phase: str,
+        kind: TransitionKind,
+        reason: str,
+        evaluation_id: int | None,
+        at: datetime,
+    ) -> TransitionRow:
+        """Move a project to another phase.
+
+        The phase, the history row and the audit row commit together, and the project row is
+        locked meanwhile: two flows deciding at once cannot both record a move from the same phase.
+        """
+        with self._transaction(write=True) as session:
+            row = self._project(session, project, lock=True)
+            return self._move(
+                session,
+                row,
+                to_phase=to_phase,
+                kind=kind,
+                reason=reason,
+                evaluation_id=evaluation_id,
+                at=at,
+                from_phase=row.phase,
+            )
+
+    def _move(
+        self,
+        session: Session,
+        project: ProjectRow,
+        *,
+        to_phase: str,
+        kind: TransitionKind,
+        reason: str,
+        evaluation_id: int | None,
+        at: datetime,
+        from_phase: str | None,
+    ) -> TransitionRow:
+        project.phase = to_phase
+        project.updated_at = at
+        transition = TransitionRow(
+            project=project.key,
+            from_phase=from_phase,
+            to_phase=to_phase,
+            kind=kind,
+            reason=reason,
+            evaluation_id=evaluation_id,
+            at=at,
+        )
+        session.add(transition)
+        session.flush()
+        self._append_audit(
+            session,
+            actor=ENGINE_ACTOR,
+            action=f"transition.{kind}",
+            subject=project.key,
+            data={
+                "transition_id": transition.id,
+                "from_phase": from_phase,
+                "to_phase": to_phase,
+                "reason": reason,
+                "evaluation_id": evaluation_id,
+            },
+            at=at,
+        )
+        return transition
+
+    def transitions(self, project: str) -> list[TransitionRow]:
+        """The project's phase history, oldest first."""
+        statement = (
+            select(TransitionRow)
+            .where(TransitionRow.project == project)
+            .order_by(col(TransitionRow.at), col(TransitionRow.id))
+        )
+        with self._transaction(write=False) as session:
+            return list(session.exec(statement))
+
+    # -- evaluations ------------------------------------------------------------------------
+
+    def record_evaluation(
+        self,
+        *,
+        project: str,
+        gate: str,
+        status: str,
+        mode: str,
+        policy_hash: str,
+        evidence_digest: str,
+        gate_digest: str,
+        result: Mapping[str, Any],
+        at: datetime,
+    ) -> EvaluationRow:
+        """Keep a gate's result with the policy and evidence it came from, so it can be explained
+        and reproduced later."""
+        with self._transaction(write=True) as session:
+            self._project(session, project)
+            evaluation = EvaluationRow(
+                project=project,
+                gate=gate,
+                status=status,
+                mode=mode,
+                policy_hash=policy_hash,
+                evidence_digest=evidence_digest,
+                gate_digest=gate_digest,
+                result=jsonable(result),
+                at=at,
+            )
+            session.add(evaluation)
+            session.flush()
+            self._append_audit(
+                session,
+                actor=ENGINE_ACTOR,
+                action="evaluation.recorded",
+                subject=f"{project}/{gate}",
+                data={
+                    "evaluation_id": evaluation.id,
+                    "status": status,
+                    "mode": mode,
+                    "policy_hash": policy_hash,
+                    "evidence_digest": evidence_digest,
+                    "gate_digest": gate_digest,
+                },
+                at=at,
+            )
+            return evaluation
+
+    def last_evaluations(self, project: str) -> dict[str, EvaluationRow]:
+        """The latest evaluation of each gate of a project: the project's current standing."""
+        ranked = (
+            select(
+                col(EvaluationRow.id).label("id"),
+                func.row_number()
+                .over(
+                    partition_by=col(EvaluationRow.gate),
+                    order_by=(col(EvaluationRow.at).desc(), col(EvaluationRow.id).desc()),
+                )
+                .label("rank"),
+            )
+            .where(EvaluationRow.project == project)
+            .subquery()
+        )
+        statement = (
+            select(EvaluationRow)
+            .join(ranked, ranked.c.id == EvaluationRow.id)
+            .where(ranked.c.rank == 1)
+        )
+        with self._transaction(write=False) as session:
+            return {row.gate: row for row in session.exec(statement)}
+
+    def evaluations(
+        self, project: str, gate: str | None = None, limit: int = 100
+    ) -> list[EvaluationRow]:
+        """A project's evaluations, newest first, optionally of one gate."""
+        statement = select(EvaluationRow).where(EvaluationRow.project == project)
+        if gate is not None:
+            statement = statement.where(EvaluationRow.gate == gate)
+        statement = statement.order_by(
+            col(EvaluationRow.at).desc(), col(EvaluationRow.id).desc()
+        ).limit(limit)
+        with self._transaction(write=False) as session:
+            return list(session.exec(statement))
+
+    # -- approvals and waivers --------------------------------------------------------------
+
+    def add_approval(
+        self,
+        *,
+        project: str,
+        gate: str,
+        person: str,
+        decision: Decision,
+        digest: str | None,
+        reason: str | None,
+        source: str,
+        at: datetime,
+    ) -> tuple[ApprovalRow, bool]:
+        """Record a decision once: a repeated click or redelivered action returns the first one
+        (and False), so the audit log and the Slack thread see it once."""
+        stored_digest = NO_DIGEST if digest is None else digest
+
+        def find(session: Session) -> ApprovalRow | None:
+            statement = select(ApprovalRow).where(
+                ApprovalRow.project == project,
+                ApprovalRow.gate == gate,
+                ApprovalRow.person == person,
+                ApprovalRow.decision == decision,
+                ApprovalRow.digest == stored_digest,
+            )
+            return session.exec(statement).first()
+
+        def create(session: Session) -> ApprovalRow:
+            self._project(session, project)
+            approval = ApprovalRow(
+                project=project,
+                gate=gate,
+                person=person,
+                decision=decision,
+                digest=stored_digest,
+                reason=reason,
+                source=source,
+                at=at,
+            )
+            session.add(approval)
+            session.flush()
+            self._append_audit(
+                session,
+                actor=person,
+                action=f"approval.{decision}",
+                subject=f"{project}/{gate}",
+                data={
+                    "approval_id": approval.id,
+                    "digest": digest,
+                    "reason": reason,
+                    "source": source,
+                },
+                at=at,
+            )
+            return approval
+
+        return self._create_once(find, create)
+
+    def approvals(self, project: str, gate: str) -> list[Approval]:
+        """A gate's decisions, oldest first, in the form the evaluator takes."""
+        statement = (
+            select(ApprovalRow)
+            .where(ApprovalRow.project == project, ApprovalRow.gate == gate)
+            .order_by(col(ApprovalRow.at), col(ApprovalRow.id))
+        )
+        with self._transaction(write=False) as session:
+            rows = list(session.exec(statement))
+        return [
+            Approval(
+                person=row.person,
+                decision=row.decision,  # type: ignore[arg-type]  # constrained on the way in
+                digest=None if row.digest == NO_DIGEST else row.digest,
+                at=row.at,
+                reason=row.reason,
+            )
+            for row in rows
+        ]
+
+    def add_waiver(
+        self,
+        *,
+        project: str,
+        gate: str,
+        check_id: str,
+        person: str,
+        reason: str,
+        at: datetime,
+        expires_at: datetime,
+    ) -> WaiverRow:
+        """Record that a person let a failing check pass until ``expires_at``, and why."""
+        with self._transaction(write=True) as session:
+            self._project(session, project)
+            waiver = WaiverRow(
+                project=project,
+                gate=gate,
+                check_id=check_id,
+                person=person,
+                reason=reason,
+                at=at,
+                expires_at=expires_at,
+            )
+            session.add(waiver)
+            session.flush()
+            self._append_audit(
+                session,
+                actor=person,
+                action="waiver.granted",
+                subject=f"{project}/{gate}",
+                data={
+                    "waiver_id": waiver.id,
+                    "check_id": check_id,
+                    "reason": reason,
+                    "expires_at": expires_at,
+                },
+                at=at,
+            )
+            return waiver
+
+    def waivers(self, project: str, gate: str) -> list[Waiver]:
+        """A gate's waivers, expired ones included: the evaluator decides with its own ``now``."""
+        statement = (
+            select(WaiverRow)
+            .where(WaiverRow.project == project, WaiverRow.gate == gate)
+            .order_by(col(WaiverRow.at), col(WaiverRow.id))
+        )
+        with self._transaction(write=False) as session:
+            rows = list(session.exec(statement))
+        return [
+            Waiver(
+                check=row.check_id,
+                person=row.person,
+                reason=row.reason,
+                at=row.at,
+                expires_at=row.expires_at,
+            )
+            for row in rows
+        ]
+
+    # -- inbox ------------------------------------------------------------------------------
+
+    def add_inbox_event(
+        self,
+        *,
+        source: str,
+        delivery_id: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        received_at: datetime,
+    ) -> tuple[InboxEventRow, bool]:
+        """Store a received event once per sender delivery id; a redelivery returns the stored
+        row and False, so the receiver can acknowledge it without acting twice."""
+
+        def find(session: Session) -> InboxEventRow | None:
+            statement = select(InboxEventRow).where(
+                InboxEventRow.source == source, InboxEventRow.delivery_id == delivery_id
+            )
+            return session.exec(statement).first()
+
+        def create(session: Session) -> InboxEventRow:
+            row = InboxEventRow(
+                source=source,
+                delivery_id=delivery_id,
+                kind=kind,
+                payload=jsonable(payload),
+                received_at=received_at,
+            )
+            session.add(row)
+            session.flush()
+            return row
+
+        return self._create_once(find, create)
+
+    def inbox_events(
+        self, status: InboxStatus | None = None, limit: int = 100
+    ) -> list[InboxEventRow]:
+        """Inbox events in arrival order, optionally only those with one status."""
+        statement = select(InboxEventRow)
+        if status is not None:
+            statement = statement.where(InboxEventRow.status == status)
+        statement = statement.order_by(col(InboxEventRow.id)).limit(limit)
+        with self._transaction(write=False) as session:
+            return list(session.exec(statement))
+
+    def claim_inbox_events(
+        self, limit: int, *, reclaim_after: timedelta | None = None
+    ) -> list[InboxEventRow]:
+        """Take up to ``limit`` pending events for processing, oldest first.
+
+        Each event goes to one claimer only: PostgreSQL claimers skip rows another one has locked
+        (``FOR UPDATE SKIP LOCKED``), SQLite claimers take turns. With ``reclaim_after``, events
+        left ``processing`` longer than that (their worker died) are taken again.
+        """
+        now = _now()
+        claimable = InboxEventRow.status == "pending"
+        if reclaim_after is not None:
+            claimable = or_(
+                claimable,
+                and_(
+                    InboxEventRow.status == "processing",
+                    col(InboxEventRow.claimed_at) <= now - reclaim_after,
+                ),
+            )
+        statement = (
+            select(InboxEventRow)
+            .where(claimable)
+            .order_by(col(InboxEventRow.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self._transaction(write=True) as session:
+            rows = list(session.exec(statement))
+            for row in rows:
+                row.status = "processing"
+                row.attempts += 1
+                row.claimed_at = now
+            return rows
+
+    def finish_inbox_event(
+        self, event_id: int, status: InboxStatus, error: str | None = None
+    ) -> InboxEventRow:
+        """Record how processing ended: ``done``, ``ignored`` (nothing to do), ``failed`` (with
+        the error), or ``pending`` to hand the event back for another attempt."""
+        with self._transaction(write=True) as session:
+            row = self._row(session, InboxEventRow, event_id)
+            row.status = status
+            row.error = error
+            row.processed_at = _now()
+            return row
+
+    # -- outbox -----------------------------------------------------------------------------
+
+    def enqueue_outbox(
+        self, *, idempotency_key: str, kind: str, payload: Mapping[str, Any]
+    ) -> tuple[OutboxRow, bool]:
+        """Queue a side effect once per idempotency key; a retried flow gets the queued row (and
+        False) back instead of queueing the effect again."""
+
+        def find(session: Session) -> OutboxRow | None:
+            statement = select(OutboxRow).where(OutboxRow.idempotency_key == idempotency_key)
+            return session.exec(statement).first()
+
+        def create(session: Session) -> OutboxRow:
+            row = OutboxRow(
+                idempotency_key=idempotency_key,
+                kind=kind,
+                payload=jsonable(payload),
+                created_at=_now(),
+            )
+            session.add(row)
+            session.flush()
+            return row
+
+        return self._create_once(find, create)
+
+    def pending_outbox(self, limit: int = 100) -> list[OutboxRow]:
+        """Side effects still to perform, oldest first."""
+        statement = (
+            select(OutboxRow)
+            .where(OutboxRow.status == "pending")
+            .order_by(col(OutboxRow.id))
+            .limit(limit)
+        )
+        with self._transaction(write=False) as session:
+            return list(session.exec(statement))
+
+    def finish_outbox(
+        self,
+        outbox_id: int,
+        status: OutboxStatus,
+        external_id: str | None = None,
+        error: str | None = None,
+    ) -> OutboxRow:
+        """Record an attempt: ``done``, ``failed`` for good, or still ``pending`` to retry.
+
+        Pass ``external_id`` as soon as the outside object exists (even while still pending) so
+        the next attempt updates it rather than creating another.
+        """
+        with self._transaction(write=True) as session:
+            row = self._row(session, OutboxRow, outbox_id)
+            row.status = status
+            row.attempts += 1
+            row.last_error = error
+            if external_id is not None:
+                row.external_id = external_id
+            if status == "done":
+                row.done_at = _now()
+            return row
+
+    # -- audit ------------------------------------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        subject: str,
+        data: Mapping[str, Any],
+        at: datetime | None = None,
+    ) -> AuditRow:
+        """Append an entry to the hash-chained audit log."""
+        with self._transaction(write=True) as session:
+            return self._append_audit(
+                session, actor=actor, action=action, subject=subject, data=data, at=at or _now()
+            )
+
+    def _append_audit(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        action: str,
+        subject: str,
+        data: Mapping[str, Any],
+        at: datetime,
+    ) -> AuditRow:
+        """Chain a row onto the current last one, inside the caller's transaction.
+
+        The lock makes read-last-then-insert atomic across processes, so the chain never forks;
+        it is taken last in every transaction and held only until its commit.
+        """
+        self._serialise(session.connection(), _AUDIT_LOCK)
+        last_hash = session.exec(
+            select(AuditRow.hash).order_by(col(AuditRow.id).desc()).limit(1)
+        ).first()
+        prev_hash = last_hash or GENESIS
+        stored = jsonable(data)
+        at = as_utc(at)
+        row = AuditRow(
+            at=at,
+            actor=actor,
+            action=action,
+            subject=subject,
+            data=stored,
+            prev_hash=prev_hash,
+            hash=chain_hash(
+                prev_hash=prev_hash, at=at, actor=actor, action=action, subject=subject, data=stored
+            ),
+        )
+        session.add(row)
+        session.flush()
+        return row
+
+    def audit_log(self, limit: int = 100) -> list[AuditRow]:
+        """The newest audit entries, newest first."""
+        statement = select(AuditRow).order_by(col(AuditRow.id).desc()).limit(limit)
+        with self._transaction(write=False) as session:
+            return list(session.exec(statement))
+
+    def verify_audit(self) -> AuditReport:
+        """Recompute the whole chain and name the first row that was altered or removed."""
+        statement = select(AuditRow).order_by(col(AuditRow.id)).execution_options(yield_per=1000)
+        with self._transaction(write=False) as session:
+            return verify_chain(session.exec(statement))
