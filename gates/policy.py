@@ -305,7 +305,7 @@ class Expectation(Strict):
     )
 
 
-class TestCase(Strict):
+class PolicyCase(Strict):
     """A case of a policy test: a scenario (inline or a file) and the decision it must get."""
 
     name: str
@@ -319,7 +319,7 @@ class TestCase(Strict):
     expect: Expectation
 
     @model_validator(mode="after")
-    def _one_source(self) -> TestCase:
+    def _one_source(self) -> PolicyCase:
         if (self.scenario is None) == (self.evidence is None):
             raise ValueError(f"case '{self.name}' needs exactly one of 'scenario' or 'evidence'")
         return self
@@ -329,4 +329,4 @@ class PolicyTest(Strict):
     kind: Literal["PolicyTest"]
     gate: Id
     project: Id | None = None
-    cases: list[TestCase] = Field(min_length=1)
+    cases: list[PolicyCase] = Field(min_length=1)
