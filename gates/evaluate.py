@@ -36,14 +36,14 @@ def _show(value: Any, limit: int = 80) -> str:
 
 def _cel_found(expr: str, data: dict[str, Any]) -> str:
     """The values of the evidence an expression mentions: the 'found' of a CEL check."""
-    shown = []
+    shown: dict[str, str] = {}
     for path in sorted(cel_paths(expr)):
         followed, value = resolve(data, path)
         name = followed[0] + "".join(
             f".{k}" if k.isidentifier() else f'["{k}"]' for k in followed[1:]
         )
-        shown.append(f"{name} = {_show(value)}")
-    return "; ".join(shown) or "false"
+        shown.setdefault(name, f"{name} = {_show(value)}")
+    return "; ".join(shown.values()) or "false"
 
 
 class _Evaluator:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from gates.policy import Mode, Status
 
@@ -82,6 +82,7 @@ class GateResult(BaseModel):
     gate_digest: str
     evaluated_at: datetime
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def blocking(self) -> bool:
         """Whether this result holds the project back: only an enforced gate ever does."""
@@ -94,6 +95,7 @@ class GateResult(BaseModel):
         """Leaf checks (and groups without leaves) that failed or errored, in order."""
         return [n for n in self.nodes() if n.outcome in ("failed", "error") and not n.children]
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def summary(self) -> str:
         leaves = [n for n in self.nodes() if not n.children]

@@ -29,10 +29,11 @@ def run(params: IssueLinked, evidence: Evidence) -> Finding:
         if linked:
             return Finding(True, expected, f"#{issue.number} links #{linked[0]}", source=issue.url)
     issue = sources[0]
-    mentioned = ", ".join(f"#{n}" for n in issue.links) or "no issue"
+    mentioned = ", ".join(f"#{n}" for n in issue.links)
+    found = f"#{issue.number} links {mentioned}, none labelled {params.to_label}"
     return Finding(
         False,
         expected,
-        f"#{issue.number} links {mentioned}, none labelled {params.to_label}",
+        found if issue.links else f"#{issue.number} links no issue",
         source=issue.url,
     )

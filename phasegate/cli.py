@@ -1,0 +1,292 @@
+"""The ``phasegate`` command: check policies and decisions locally, inspect the store.
+
+Exit codes are part of the interface, so scripts and CI can act on a decision:
+0 passed (or a gate that does not block), 1 blocked, 2 bad input (policies, files,
+arguments), 3 awaiting approval, 4 could not decide (a check errored).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import typer
+from pydantic import Field, TypeAdapter
+
+from gates.lifecycle import advance
+from gates.loader import DOCUMENT_KINDS, LoadResult, load_policies
+from gates.policy import PolicySet, Scenario
+from gates.policytest import run_tests
+from gates.render import to_markdown, to_text
+from gates.result import GateResult
+from gates.scenario import ScenarioError, decide, gate_for, load_scenario
+from gates.store import Store
+from phasegate.settings import Settings
+
+app = typer.Typer(
+    help="phasegate: phase gates for machine-learning projects.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+db_app = typer.Typer(help="The phasegate database.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
+
+EXIT = {"passed": 0, "blocked": 1, "awaiting_approval": 3, "error": 4}
+BAD_INPUT = 2
+
+PoliciesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policies", "-p", help="Policy directory [default: $PHASEGATE_POLICIES or ./policies]"
+    ),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(BAD_INPUT)
+
+
+def _loaded(directory: Path | None) -> tuple[Path, LoadResult]:
+    directory = directory or Settings().policies
+    result = load_policies(directory)
+    for error in result.errors:
+        typer.echo(str(error))
+    return directory, result
+
+
+def _policies(directory: Path | None) -> PolicySet:
+    path, result = _loaded(directory)
+    if result.policies is None:
+        raise _fail(
+            f"{len(result.errors)} problem(s) in the policies at {path}; nothing was decided"
+        )
+    return result.policies
+
+
+def _store() -> Store:
+    store = Store(Settings().database_url)
+    store.migrate()
+    return store
+
+
+@app.command()
+def validate(
+    directory: Annotated[Path | None, typer.Argument(help="Policy directory")] = None,
+) -> None:
+    """Validate a policy directory: exit 0, or list every problem as path:line:col: message."""
+    path, result = _loaded(directory)
+    if result.policies is None:
+        typer.echo(f"{len(result.errors)} problem(s) in {path}", err=True)
+        raise typer.Exit(1)
+    p = result.policies
+    typer.echo(
+        f"{path}: OK — {len(p.lifecycle.phases)} phases, {len(p.gates)} gates, "
+        f"{len(p.projects)} project(s), {len(p.people)} people, {len(result.tests)} test file(s); "
+        f"policy hash {p.policy_hash[:12]}"
+    )
+
+
+def _render(result: GateResult, output: str) -> str:
+    if output == "json":
+        return result.model_dump_json(indent=2)
+    return to_markdown(result) if output == "markdown" else to_text(result)
+
+
+def _record(store: Store, policies: PolicySet, result: GateResult, phase: str) -> str | None:
+    """Keep the evaluation and, when it opens the phase's gate, move the project on."""
+    row = store.record_evaluation(
+        project=result.project,
+        gate=result.gate,
+        status=result.status,
+        mode=result.mode,
+        policy_hash=policies.policy_hash,
+        evidence_digest=result.evidence_digest,
+        gate_digest=result.gate_digest,
+        result=result.model_dump(mode="json"),
+        at=result.evaluated_at,
+    )
+    move = advance(policies.lifecycle, phase, result)
+    if move is None:
+        return None
+    store.transition(
+        project=result.project,
+        to_phase=move.to_phase,
+        kind=move.kind,
+        reason=move.reason,
+        evaluation_id=row.id,
+        at=result.evaluated_at,
+    )
+    return f"{result.project}: {move.from_phase} → {move.to_phase} ({move.reason})"
+
+
+@app.command()
+def check(
+    project: Annotated[str, typer.Argument(help="Project key, as in the policies")],
+    evidence: Annotated[
+        Path, typer.Option("--evidence", "-e", help="Evidence or scenario file (JSON/YAML)")
+    ],
+    gate: Annotated[
+        str | None, typer.Option("--gate", "-g", help="Gate [default: the project's next]")
+    ] = None,
+    policies_dir: PoliciesOption = None,
+    output: Annotated[
+        Literal["text", "markdown", "json"], typer.Option("--format", "-f", help="Output format")
+    ] = "text",
+    now: Annotated[
+        datetime | None, typer.Option(help="Evaluate as of this time (ISO 8601)")
+    ] = None,
+    record: Annotated[
+        bool,
+        typer.Option("--record", help="Record the decision in the store (and advance the project)"),
+    ] = False,
+) -> None:
+    """Would PROJECT pass its next gate on this evidence, and if not, why?"""
+    policies = _policies(policies_dir)
+    when = (now.replace(tzinfo=now.tzinfo or UTC)) if now else None
+    try:
+        scenario = load_scenario(evidence)
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    if scenario.evidence.project.key != project:
+        raise _fail(
+            f"{evidence} is evidence about '{scenario.evidence.project.key}', not '{project}'"
+        )
+    store = _store() if record else None
+    if store is not None:
+        scenario = _with_store(store, policies, scenario, gate, when)
+    try:
+        result = decide(policies, scenario, gate_id=gate, now=when)
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(_render(result, output))
+    if store is not None:
+        phase = scenario.evidence.project.phase or policies.lifecycle.initial_phase
+        moved = _record(store, policies, result, phase)
+        typer.echo(moved or f"recorded; {project} stays in {phase}", err=True)
+    raise typer.Exit(EXIT[result.status] if result.blocking else 0)
+
+
+def _with_store(
+    store: Store, policies: PolicySet, scenario: Scenario, gate: str | None, now: datetime | None
+) -> Scenario:
+    """The scenario as the store knows the project: its real phase, approvals and waivers."""
+    key = scenario.evidence.project.key
+    if key not in policies.projects:
+        raise _fail(
+            f"unknown project '{key}' (projects in the policies: {', '.join(sorted(policies.projects))})"
+        )
+    row = store.ensure_project(key, policies.lifecycle.initial_phase, now or datetime.now(UTC))
+    evidence = scenario.evidence.model_copy(
+        update={"project": scenario.evidence.project.model_copy(update={"phase": row.phase})}
+    )
+    try:
+        gate_id = gate_for(policies, evidence, gate or scenario.gate).id
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    return scenario.model_copy(
+        update={
+            "evidence": evidence,
+            "approvals": [*store.approvals(key, gate_id), *scenario.approvals],
+            "waivers": [*store.waivers(key, gate_id), *scenario.waivers],
+        }
+    )
+
+
+@app.command("test")
+def test_policies(
+    directory: Annotated[Path | None, typer.Argument(help="Policy directory")] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show passing cases too")
+    ] = False,
+) -> None:
+    """Run the policy tests (kind: PolicyTest) found in the policy directory."""
+    path, loaded = _loaded(directory)
+    if loaded.policies is None:
+        raise _fail(f"{len(loaded.errors)} problem(s) in the policies at {path}")
+    results = run_tests(loaded.policies, loaded.tests)
+    for case in results:
+        if verbose or not case.ok:
+            typer.echo(f"{'PASS' if case.ok else 'FAIL'} {case.file} [{case.gate}] {case.name}")
+        for problem in case.problems:
+            typer.echo(f"     {problem}")
+    failed = sum(not c.ok for c in results)
+    typer.echo(f"{len(results) - failed} passed, {failed} failed")
+    if failed or not results:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of policy documents (for editor autocompletion)."""
+    typer.echo(json.dumps(policy_schema(), indent=2))
+
+
+def policy_schema() -> dict:
+    documents = Annotated[Union[tuple(DOCUMENT_KINDS.values())], Field(discriminator="kind")]  # noqa: UP007
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "phasegate policy document",
+        **TypeAdapter(documents).json_schema(),
+    }
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    policies_dir: PoliciesOption = None,
+) -> None:
+    """Projects, their phase, and the last decision of each gate."""
+    _, loaded = _loaded(policies_dir)
+    store = _store()
+    rows = {row.key: row for row in store.projects()}
+    keys = sorted(set(rows) | set(loaded.policies.projects if loaded.policies else {}))
+    report = []
+    for key in keys:
+        row = rows.get(key)
+        gates = store.last_evaluations(key) if row else {}
+        report.append(
+            {
+                "project": key,
+                "phase": row.phase if row else None,
+                "gates": {
+                    g: {
+                        "status": e.status,
+                        "at": e.at.isoformat(),
+                        "summary": e.result.get("summary", ""),
+                    }
+                    for g, e in sorted(gates.items())
+                },
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    if not report:
+        typer.echo("no projects yet: add one under policies/ (kind: Project)")
+    for entry in report:
+        phase = entry["phase"] or "not started (no decision recorded yet)"
+        typer.echo(f"{entry['project']}: {phase}")
+        for gate, last in entry["gates"].items():
+            typer.echo(f"  {gate:<28} {last['status']:<18} {last['at'][:16]}Z")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain: exit 1 and name the first altered row if broken."""
+    report = _store().verify_audit()
+    typer.echo(report.message)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (done automatically by every command that needs the store)."""
+    _store()
+    typer.echo("database is at the newest schema")
