@@ -253,8 +253,9 @@ def policy_hash(directory: Path) -> str:
 class _Checker:
     """Cross-document checks: references, duplicates, check kinds and CEL."""
 
-    def __init__(self, docs: list[Document]) -> None:
+    def __init__(self, docs: list[Document], incomplete: bool) -> None:
         self.docs = docs
+        self.incomplete = incomplete  # some document failed to load, so names may be missing
         self.errors: list[PolicyError] = []
 
     def of(self, model: type[BaseModel]) -> list[Document]:
@@ -279,8 +280,11 @@ class _Checker:
         self, doc: Document, loc: Loc, ident: str, names: set[str] | dict[str, Any], what: str
     ) -> None:
         if ident not in names:
+            note = (
+                " (it may be defined in a document that failed to load)" if self.incomplete else ""
+            )
             self.errors.append(
-                doc.error(loc, f"unknown {what} '{ident}'{_suggest(ident, set(names))}")
+                doc.error(loc, f"unknown {what} '{ident}'{_suggest(ident, set(names))}{note}")
             )
 
     def compile(self, doc: Document, loc: Loc, text: str, env: str = "evidence") -> None:
@@ -425,7 +429,7 @@ def load_policies(directory: Path | str) -> LoadResult:
         found, problems = _read_documents(file, str(file))
         docs += found
         errors += problems
-    result = _Checker(docs).run()
+    result = _Checker(docs, incomplete=bool(errors)).run()
     result.errors = sorted(errors + result.errors)
     if result.errors:
         result.policies = None
