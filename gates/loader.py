@@ -79,7 +79,8 @@ class Document:
     positions: dict[Loc, tuple[int, int]]
     key_positions: dict[Loc, tuple[int, int]]
     quoted: set[Loc]
-    block: set[Loc]
+    block: dict[Loc, str]  # block scalars and their style: "|" keeps lines, ">" folds them
+    source: list[str]
 
     def at(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
         """1-based (line, col) of the node at ``loc``, or of its nearest existing ancestor."""
@@ -126,7 +127,7 @@ def _plain(node: Any, loc: Loc, doc: Document) -> Any:
     if isinstance(node, SingleQuotedScalarString | DoubleQuotedScalarString):
         doc.quoted.add(loc)
     if isinstance(node, LiteralScalarString | FoldedScalarString):
-        doc.block.add(loc)
+        doc.block[loc] = "|" if isinstance(node, LiteralScalarString) else ">"
     if isinstance(node, str):
         return str(node)
     if isinstance(node, bool) or node is None:
@@ -181,7 +182,10 @@ def _pydantic_errors(
         elif kind == "missing":
             errors.append(doc.error(loc[:-1], f"missing required key '{loc[-1]}'"))
         elif kind == "value_error":
-            errors.append(doc.error(loc, err["msg"].removeprefix("Value error, ")))
+            message = err["msg"].removeprefix("Value error, ")
+            if loc and isinstance(loc[-1], str):
+                message = f"{'.'.join(map(str, loc[len(prefix) :]))}: {message}"
+            errors.append(doc.error(loc, message))
         else:
             where = ".".join(str(p) for p in loc[len(prefix) :]) or "document"
             got = err.get("input")
@@ -194,7 +198,8 @@ def _read_documents(file: Path, shown: str) -> tuple[list[Document], list[Policy
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     try:
-        raw_docs = list(yaml.load_all(io.StringIO(file.read_text(encoding="utf-8"))))
+        source = file.read_text(encoding="utf-8")
+        raw_docs = list(yaml.load_all(io.StringIO(source)))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -206,7 +211,7 @@ def _read_documents(file: Path, shown: str) -> tuple[list[Document], list[Policy
     for raw in raw_docs:
         if raw is None:
             continue
-        doc = Document(None, shown, {}, {}, set(), set())
+        doc = Document(None, shown, {}, {}, set(), {}, source.splitlines())
         data = _plain(raw, (), doc)
         if not isinstance(data, dict):
             errors.append(doc.error((), "a policy document must be a mapping with a 'kind'"))
@@ -293,7 +298,7 @@ class _Checker:
         except cel.CelCompileError as exc:
             line, col = doc.at(loc)
             if loc in doc.block:
-                line, col = line + exc.line, col + 1 + exc.column
+                line, col = _in_block(doc, loc, exc.line, exc.column)
             elif exc.line == 1:
                 col += exc.column - (0 if loc in doc.quoted else 1)
             self.errors.append(PolicyError(doc.path, line, col, f"CEL: {exc}"))
@@ -406,6 +411,22 @@ class _Checker:
             for j, check in enumerate(rule.checks):
                 if check != "*":
                     self.known(doc, ("waivers", i, "checks", j), check, ids, "check")
+
+
+def _in_block(doc: Document, loc: Loc, cel_line: int, cel_col: int) -> tuple[int, int]:
+    """Map a CEL position inside a block scalar back to the file's (1-based) line and column."""
+    first = doc.positions[loc][0] + 1  # the block's text starts on the line after '|' or '>'
+    lines = doc.source[first:]
+    indent = len(lines[0]) - len(lines[0].lstrip()) if lines else 0
+    if doc.block[loc] == "|":
+        return first + cel_line, indent + cel_col
+    offset = cel_col - 1  # a folded block is one line to CEL: its lines joined by spaces
+    for number, text in enumerate(lines):
+        content = text.strip()
+        if offset <= len(content):
+            return first + number + 1, indent + offset + 1
+        offset -= len(content) + 1
+    return first + 1, indent + 1
 
 
 def _check_locs(checks: list[Any], loc: Loc) -> Iterator[tuple[Any, Loc]]:

@@ -1,0 +1,92 @@
+"""Shared fixtures: the default policies, a small editable policy directory, evidence."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gates.loader import load_or_raise
+from gates.policy import PolicySet
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "policies"
+EXAMPLES = ROOT / "examples" / "churn-model"
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+# A minimal, valid policy set whose line numbers the loader tests rely on.
+SMALL = {
+    "lifecycle.yaml": """\
+kind: Lifecycle
+phases:
+  - id: framing
+  - id: data
+transitions:
+  - from: framing
+    to: data
+    gate: framed
+""",
+    "people.yaml": """\
+kind: Roles
+roles:
+  - id: lead
+  - id: owner
+---
+kind: People
+people:
+  - id: ann
+    github: ann-gh
+  - id: ben
+    slack: U0BEN
+""",
+    "project.yaml": """\
+kind: Project
+key: demo
+people:
+  lead: [ann]
+  owner: [ben]
+""",
+    "gate.yaml": """\
+kind: Gate
+id: framed
+checks:
+  - id: ask
+    kind: issue_sections
+    with:
+      label: Ask
+      sections: [Problem]
+  - id: metric
+    expr: ask.primary_metric != null
+approvals:
+  - roles: [lead]
+    count: 1
+waivers:
+  - roles: [lead]
+    checks: [ask]
+""",
+}
+
+
+@pytest.fixture(scope="session")
+def default_policies() -> PolicySet:
+    return load_or_raise(POLICIES)
+
+
+@pytest.fixture
+def small_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "policies"
+    directory.mkdir()
+    for name, text in SMALL.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+@pytest.fixture
+def policy_copy(tmp_path: Path) -> Path:
+    """A copy of the shipped policies (and the examples its tests point at)."""
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    return tmp_path / "policies"
