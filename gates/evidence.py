@@ -201,6 +201,13 @@ class Evidence(Fact):
     )
     collected_at: datetime | None = Field(default=None, description="Not part of the digest.")
 
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Evidence:
+        """A copy whose snapshot and digest are recomputed (pydantic would copy the cache)."""
+        copy = super().model_copy(update=update, deep=deep)
+        for cached in ("data", "digest"):
+            copy.__dict__.pop(cached, None)
+        return copy
+
     @cached_property
     def data(self) -> dict[str, Any]:
         """The snapshot as plain JSON values: what CEL sees and what digests are taken over."""

@@ -102,7 +102,7 @@ def is_glob(pattern: str) -> bool:
 
 def matching_files(evidence: Evidence, pattern: str) -> list[File]:
     """Existing files whose path matches a glob (``*`` within a folder, ``**`` across)."""
-    regex = glob_regex(pattern.lstrip("./"))
+    regex = glob_regex(pattern.removeprefix("./"))
     return sorted(
         (f for path, f in evidence.files.items() if f.exists and regex.match(path)),
         key=lambda f: f.path,
