@@ -92,8 +92,16 @@ class GateResult(BaseModel):
         return [node for check in self.checks for node in check.walk()]
 
     def failing(self) -> list[CheckResult]:
-        """Leaf checks (and groups without leaves) that failed or errored, in order."""
-        return [n for n in self.nodes() if n.outcome in ("failed", "error") and not n.children]
+        """The checks that decide a failure: failed/errored leaves under failed groups, or the
+        group itself when no child explains it (a ``not`` whose child passed)."""
+
+        def decisive(node: CheckResult) -> list[CheckResult]:
+            if node.outcome not in ("failed", "error"):
+                return []
+            inner = [found for child in node.children for found in decisive(child)]
+            return inner or [node]
+
+        return [found for check in self.checks for found in decisive(check)]
 
     @computed_field  # type: ignore[prop-decorator]
     @property
