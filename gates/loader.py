@@ -30,6 +30,7 @@ from ruamel.yaml.scalarstring import (
 from gates import cel
 from gates.checks import KINDS
 from gates.policy import (
+    Check,
     Gate,
     Lifecycle,
     People,
@@ -74,13 +75,14 @@ class PolicyLoadError(Exception):
 class Document:
     """One validated YAML document and where each of its nodes sits in its file."""
 
-    model: Any
+    model: Any  # None when the document did not validate (its errors are reported)
     path: str
     positions: dict[Loc, tuple[int, int]]
     key_positions: dict[Loc, tuple[int, int]]
     quoted: set[Loc]
     block: dict[Loc, str]  # block scalars and their style: "|" keeps lines, ">" folds them
     source: list[str]
+    raw: dict[str, Any] = field(default_factory=dict)
 
     def at(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
         """1-based (line, col) of the node at ``loc``, or of its nearest existing ancestor."""
@@ -194,7 +196,9 @@ def _pydantic_errors(
     return errors
 
 
-def _read_documents(file: Path, shown: str) -> tuple[list[Document], list[PolicyError]]:
+def _read_documents(file: Path, shown: str) -> tuple[list[Document], list[PolicyError], bool]:
+    """The file's documents (valid or not) and its errors; the flag says whether a document
+    was lost entirely (unreadable, not YAML, unknown kind), so its names are unknown."""
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     try:
@@ -204,10 +208,10 @@ def _read_documents(file: Path, shown: str) -> tuple[list[Document], list[Policy
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        return [], [PolicyError(shown, line, col, f"YAML syntax error: {message}")]
+        return [], [PolicyError(shown, line, col, f"YAML syntax error: {message}")], True
     except (OSError, UnicodeDecodeError) as exc:
-        return [], [PolicyError(shown, 1, 1, f"cannot read file: {exc}")]
-    docs, errors = [], []
+        return [], [PolicyError(shown, 1, 1, f"cannot read file: {exc}")], True
+    docs, errors, lost = [], [], False
     for raw in raw_docs:
         if raw is None:
             continue
@@ -215,7 +219,9 @@ def _read_documents(file: Path, shown: str) -> tuple[list[Document], list[Policy
         data = _plain(raw, (), doc)
         if not isinstance(data, dict):
             errors.append(doc.error((), "a policy document must be a mapping with a 'kind'"))
+            lost = True
             continue
+        doc.raw = data
         kind = data.get("kind")
         model = DOCUMENT_KINDS.get(kind) if isinstance(kind, str) else None
         if model is None:
@@ -226,14 +232,14 @@ def _read_documents(file: Path, shown: str) -> tuple[list[Document], list[Policy
                 else "no 'kind'"
             )
             errors.append(doc.error(("kind",), f"{what}: expected one of {kinds}"))
+            lost = True
             continue
         try:
             doc.model = model.model_validate(data)
         except ValidationError as exc:
             errors += _pydantic_errors(exc, doc, (), _model_keys(model))
-            continue
         docs.append(doc)
-    return docs, errors
+    return docs, errors, lost
 
 
 def _policy_files(directory: Path) -> list[Path]:
@@ -259,14 +265,28 @@ class _Checker:
     """Cross-document checks: references, duplicates, check kinds and CEL."""
 
     def __init__(self, docs: list[Document], incomplete: bool) -> None:
-        self.docs = docs
+        self.docs = [d for d in docs if d.model is not None]
+        self.invalid = [d for d in docs if d.model is None]
         self.incomplete = incomplete  # some document failed to load, so names may be missing
         self.errors: list[PolicyError] = []
 
     def of(self, model: type[BaseModel]) -> list[Document]:
         return [d for d in self.docs if isinstance(d.model, model)]
 
-    def unique(self, entries: list[tuple[Document, Loc, str]], what: str) -> dict[str, Document]:
+    def declared(self, kind: str, key: str, items: str | None = None) -> set[str]:
+        """Names that documents which failed validation still declare, so that references to
+        them do not add a second, misleading error."""
+        names = set()
+        for doc in self.invalid:
+            if doc.raw.get("kind") != kind:
+                continue
+            entries = doc.raw.get(items, []) if items else [doc.raw]
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict) and isinstance(entry.get(key), str):
+                    names.add(entry[key])
+        return names
+
+    def unique(self, entries: list[tuple[Document, Loc, str]], what: str) -> set[str]:
         first: dict[str, tuple[Document, Loc]] = {}
         for doc, loc, ident in entries:
             if ident in first:
@@ -279,7 +299,7 @@ class _Checker:
                 )
             else:
                 first[ident] = (doc, loc)
-        return {ident: doc for ident, (doc, _) in first.items()}
+        return set(first)
 
     def known(
         self, doc: Document, loc: Loc, ident: str, names: set[str] | dict[str, Any], what: str
@@ -305,7 +325,7 @@ class _Checker:
 
     def run(self) -> LoadResult:
         lifecycles = self.of(Lifecycle)
-        if not lifecycles:
+        if not lifecycles and not any(d.raw.get("kind") == "Lifecycle" for d in self.invalid):
             return LoadResult(
                 None,
                 errors=[
@@ -321,9 +341,7 @@ class _Checker:
                     f"a second Lifecycle (the first is in {first.path}:{first.at(())[0]})",
                 )
             )
-        life_doc = lifecycles[0]
-        lifecycle: Lifecycle = life_doc.model
-        roles = self.unique(
+        roles = self.declared("Roles", "id", "roles") | self.unique(
             [
                 (d, ("roles", i, "id"), r.id)
                 for d in self.of(Roles)
@@ -331,7 +349,7 @@ class _Checker:
             ],
             "role",
         )
-        people = self.unique(
+        people = self.declared("People", "id", "people") | self.unique(
             [
                 (d, ("people", i, "id"), p.id)
                 for d in self.of(People)
@@ -339,14 +357,19 @@ class _Checker:
             ],
             "person",
         )
-        gates = self.unique([(d, ("id",), d.model.id) for d in self.of(Gate)], "gate")
-        projects = self.unique([(d, ("key",), d.model.key) for d in self.of(Project)], "project")
-        phases = self.unique(
-            [(life_doc, ("phases", i, "id"), p.id) for i, p in enumerate(lifecycle.phases)], "phase"
+        gates = self.declared("Gate", "id") | self.unique(
+            [(d, ("id",), d.model.id) for d in self.of(Gate)], "gate"
         )
-        self._lifecycle(life_doc, set(phases), set(gates))
+        projects = self.declared("Project", "key") | self.unique(
+            [(d, ("key",), d.model.key) for d in self.of(Project)], "project"
+        )
+        if lifecycles:
+            self._lifecycle(lifecycles[0], gates)
         for doc in self.of(Gate):
-            self._gate(doc, set(roles))
+            self._gate(doc, roles)
+        for doc in self.invalid:
+            if doc.raw.get("kind") == "Gate" and isinstance(doc.raw.get("checks"), list):
+                self._checks(doc, list(_valid_check_locs(doc.raw["checks"])))
         for doc in self.of(Project):
             for role, ids in doc.model.people.items():
                 self.known(doc, ("people", role), role, roles, "role")
@@ -359,7 +382,7 @@ class _Checker:
         if self.errors:
             return LoadResult(None, self.of(PolicyTest), self.errors)
         policy_set = PolicySet(
-            lifecycle=lifecycle,
+            lifecycle=lifecycles[0].model,
             gates={d.model.id: d.model for d in self.of(Gate)},
             roles={r.id: r for d in self.of(Roles) for r in d.model.roles},
             people={p.id: p for d in self.of(People) for p in d.model.people},
@@ -368,8 +391,13 @@ class _Checker:
         )
         return LoadResult(policy_set, self.of(PolicyTest), [])
 
-    def _lifecycle(self, doc: Document, phases: set[str], gates: set[str]) -> None:
+    def _lifecycle(self, doc: Document, gates: set[str]) -> None:
         lifecycle: Lifecycle = doc.model
+        phases = set(
+            self.unique(
+                [(doc, ("phases", i, "id"), p.id) for i, p in enumerate(lifecycle.phases)], "phase"
+            )
+        )
         if lifecycle.initial:
             self.known(doc, ("initial",), lifecycle.initial, phases, "phase")
         for i, t in enumerate(lifecycle.transitions):
@@ -385,6 +413,20 @@ class _Checker:
     def _gate(self, doc: Document, roles: set[str]) -> None:
         gate: Gate = doc.model
         nodes = list(_check_locs(gate.checks, ("checks",)))
+        self._checks(doc, nodes)
+        ids = {node.id for node, _ in nodes}
+        for i, rule in enumerate(gate.approvals):
+            for j, role in enumerate(rule.roles):
+                self.known(doc, ("approvals", i, "roles", j), role, roles, "role")
+        for i, rule in enumerate(gate.waivers):
+            for j, role in enumerate(rule.roles):
+                self.known(doc, ("waivers", i, "roles", j), role, roles, "role")
+            for j, check in enumerate(rule.checks):
+                if check != "*":
+                    self.known(doc, ("waivers", i, "checks", j), check, ids, "check")
+
+    def _checks(self, doc: Document, nodes: list[tuple[Check, Loc]]) -> None:
+        """Check ids, kinds, their parameters and CEL: what pydantic alone cannot know."""
         self.unique([(doc, (*loc, "id"), node.id) for node, loc in nodes], "check id")
         for node, loc in nodes:
             if node.kind is not None:
@@ -401,16 +443,6 @@ class _Checker:
             for key, text in (("expr", node.expr), ("if", node.if_), ("found", node.found)):
                 if text is not None:
                     self.compile(doc, (*loc, key), text)
-        ids = {node.id for node, _ in nodes}
-        for i, rule in enumerate(gate.approvals):
-            for j, role in enumerate(rule.roles):
-                self.known(doc, ("approvals", i, "roles", j), role, roles, "role")
-        for i, rule in enumerate(gate.waivers):
-            for j, role in enumerate(rule.roles):
-                self.known(doc, ("waivers", i, "roles", j), role, roles, "role")
-            for j, check in enumerate(rule.checks):
-                if check != "*":
-                    self.known(doc, ("waivers", i, "checks", j), check, ids, "check")
 
 
 def _in_block(doc: Document, loc: Loc, cel_line: int, cel_col: int) -> tuple[int, int]:
@@ -429,8 +461,18 @@ def _in_block(doc: Document, loc: Loc, cel_line: int, cel_col: int) -> tuple[int
     return first + 1, indent + 1
 
 
-def _check_locs(checks: list[Any], loc: Loc) -> Iterator[tuple[Any, Loc]]:
-    for i, node in enumerate(checks):
+def _valid_check_locs(raw_checks: list[Any]) -> Iterator[tuple[Check, Loc]]:
+    """The checks of a gate that failed validation which are valid on their own."""
+    for i, raw in enumerate(raw_checks):
+        try:
+            node = Check.model_validate(raw)
+        except ValidationError:
+            continue  # already reported with the whole document
+        yield from _check_locs([node], ("checks",), start=i)
+
+
+def _check_locs(checks: list[Check], loc: Loc, start: int = 0) -> Iterator[tuple[Check, Loc]]:
+    for i, node in enumerate(checks, start):
         here = (*loc, i)
         yield node, here
         for key, children in (("all", node.all), ("any", node.any)):
@@ -445,12 +487,13 @@ def load_policies(directory: Path | str) -> LoadResult:
     directory = Path(directory)
     if not directory.is_dir():
         return LoadResult(None, errors=[PolicyError(str(directory), 1, 1, "not a directory")])
-    docs, errors = [], []
+    docs, errors, incomplete = [], [], False
     for file in _policy_files(directory):
-        found, problems = _read_documents(file, str(file))
+        found, problems, lost = _read_documents(file, str(file))
         docs += found
         errors += problems
-    result = _Checker(docs, incomplete=bool(errors)).run()
+        incomplete = incomplete or lost
+    result = _Checker(docs, incomplete).run()
     result.errors = sorted(errors + result.errors)
     if result.errors:
         result.policies = None

@@ -283,3 +283,11 @@ def test_policy_hash_changes_with_content(small_dir):
     first = load_policies(small_dir).policies.policy_hash
     edit(small_dir, "gate.yaml", "    count: 1", "    count: 1  # one is enough")
     assert load_policies(small_dir).policies.policy_hash != first
+
+
+def test_a_document_with_a_type_error_still_gets_its_other_checks(small_dir):
+    edit(small_dir, "gate.yaml", "    count: 1", "    count: two")
+    edit(small_dir, "gate.yaml", "kind: issue_sections", "kind: issue_section")
+    errors = errors_of(small_dir)
+    assert [e.split(": ", 1)[0] for e in errors] == ["gate.yaml:5:11", "gate.yaml:13:12"], errors
+    assert not any("lifecycle.yaml" in e for e in errors)  # the gate's id is still known

@@ -1,0 +1,183 @@
+"""The ``phasegate`` command as a user runs it: a real process, real files, real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, POLICIES, ROOT
+
+
+def phasegate(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PHASEGATE_POLICIES": str(POLICIES), **(env or {})}
+    return subprocess.run(
+        ["phasegate", *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_validate_shipped_policies(tmp_path):
+    done = phasegate("validate", str(POLICIES), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 gates, 1 project(s)" in done.stdout
+
+
+def test_validate_reports_every_error_and_fails(policy_copy, tmp_path):
+    gate = policy_copy / "gates" / "model-packaged.yaml"
+    gate.write_text(
+        gate.read_text()
+        .replace("kind: mlflow_version", "kind: mlflow_versions")
+        .replace("count: 1, allow_author", "count: one, allow_author", 1)
+    )
+    done = phasegate("validate", str(policy_copy), cwd=tmp_path)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2, done.stdout
+    assert all(line.startswith(f"{gate}:") for line in lines)
+    assert "unknown check kind 'mlflow_versions' (did you mean 'mlflow_version'?)" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("example", "code", "shown"),
+    [
+        ("problem-framed.passed.json", 0, "PASSED"),
+        ("problem-framed.blocked.json", 1, "'Constraints' is still the template text"),
+        ("model-packaged.awaiting.json", 3, "is the author of the gated work"),
+        ("monitoring-attached.blocked.json", 1, "monitoring/config.yaml lacks rollback"),
+    ],
+)
+def test_check_examples(tmp_path, example, code, shown):
+    done = phasegate("check", "churn-model", "--evidence", str(EXAMPLES / example), cwd=tmp_path)
+    assert done.returncode == code, done.stdout + done.stderr
+    assert shown in done.stdout
+
+
+def test_check_markdown_and_json(tmp_path):
+    evidence = str(EXAMPLES / "model-packaged.blocked.json")
+    markdown = phasegate(
+        "check", "churn-model", "-e", evidence, "--format", "markdown", cwd=tmp_path
+    )
+    assert markdown.stdout.startswith("### ❌ Model packaged: blocked")
+    as_json = phasegate("check", "churn-model", "-e", evidence, "--format", "json", cwd=tmp_path)
+    result = json.loads(as_json.stdout)
+    assert result["status"] == "blocked" and result["blocking"] is True
+    assert [c["id"] for c in result["checks"] if c["outcome"] == "failed"] == [
+        "version-packaged",
+        "primary-metric",
+        "model-card",
+        "ci-green",
+    ]
+
+
+def test_check_bad_input_is_explained(tmp_path):
+    wrong = phasegate(
+        "check", "fraud-model", "-e", str(EXAMPLES / "problem-framed.passed.json"), cwd=tmp_path
+    )
+    assert wrong.returncode == 2
+    assert "is evidence about 'churn-model', not 'fraud-model'" in wrong.stderr
+    broken = tmp_path / "ev.json"
+    broken.write_text('{"project": {"key": "churn-model"}, "github": {"isues": []}}')
+    done = phasegate("check", "churn-model", "-e", str(broken), cwd=tmp_path)
+    assert done.returncode == 2 and "github.isues: Extra inputs are not permitted" in done.stderr
+    missing = phasegate("check", "churn-model", "-e", str(tmp_path / "nope.json"), cwd=tmp_path)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    gate = phasegate(
+        "check",
+        "churn-model",
+        "-e",
+        str(EXAMPLES / "problem-framed.passed.json"),
+        "--gate",
+        "nope",
+        cwd=tmp_path,
+    )
+    assert gate.returncode == 2 and "unknown gate 'nope'" in gate.stderr
+
+
+def test_record_advances_and_status_shows_it(tmp_path):
+    env = {"PHASEGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'pg.db'}"}
+    blocked = phasegate(
+        "check",
+        "churn-model",
+        "-e",
+        str(EXAMPLES / "problem-framed.blocked.json"),
+        "--record",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert blocked.returncode == 1 and "churn-model stays in framing" in blocked.stderr
+    passed = phasegate(
+        "check",
+        "churn-model",
+        "-e",
+        str(EXAMPLES / "problem-framed.passed.json"),
+        "--record",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert passed.returncode == 0, passed.stderr
+    assert "churn-model: framing → data (gate problem-framed passed)" in passed.stderr
+    status = json.loads(phasegate("status", "--json", cwd=tmp_path, env=env).stdout)
+    assert status[0]["project"] == "churn-model" and status[0]["phase"] == "data"
+    assert status[0]["gates"]["problem-framed"]["status"] == "passed"
+    text = phasegate("status", cwd=tmp_path, env=env).stdout
+    assert "churn-model: data" in text and "problem-framed" in text
+    # The next check defaults to the gate out of the new phase.
+    nxt = phasegate(
+        "check",
+        "churn-model",
+        "-e",
+        str(EXAMPLES / "data-assumptions-checked.passed.json"),
+        cwd=tmp_path,
+        env=env,
+    )
+    assert "gate data-assumptions-checked" in nxt.stdout
+
+
+def test_audit_verify_detects_an_edited_row(tmp_path):
+    db = tmp_path / "audit.db"
+    env = {"PHASEGATE_DATABASE_URL": f"sqlite:///{db}"}
+    phasegate(
+        "check",
+        "churn-model",
+        "-e",
+        str(EXAMPLES / "problem-framed.passed.json"),
+        "--record",
+        cwd=tmp_path,
+        env=env,
+    )
+    ok = phasegate("audit", "verify", cwd=tmp_path, env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE audit_log SET actor = 'mallory' WHERE id = 2")
+    tampered = phasegate("audit", "verify", cwd=tmp_path, env=env)
+    assert tampered.returncode == 1
+    assert "2" in tampered.stdout and "altered" in tampered.stdout
+
+
+def test_policy_tests_pass_and_a_broken_expectation_fails(policy_copy, tmp_path):
+    done = phasegate("test", str(policy_copy), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.strip().endswith("18 passed, 0 failed")
+    test_file = policy_copy / "tests" / "model-packaged.yaml"
+    test_file.write_text(
+        test_file.read_text().replace(
+            "failing: [version-packaged, primary-metric,", "failing: [primary-metric,"
+        )
+    )
+    done = phasegate("test", str(policy_copy), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "expected failing checks [ci-green, model-card, primary-metric]" in done.stdout
+    assert "version-packaged: found churn-classifier v4: no signature" in done.stdout
+
+
+def test_schema_file_is_current(tmp_path):
+    done = phasegate("schema", cwd=tmp_path)
+    shipped = (ROOT / "policies" / "schema.json").read_text()
+    assert json.loads(done.stdout) == json.loads(shipped), (
+        "policies/schema.json is stale: run `phasegate schema > policies/schema.json`"
+    )

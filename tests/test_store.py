@@ -1,0 +1,527 @@
+"""The store against real databases: a SQLite file always, PostgreSQL when
+``PHASEGATE_TEST_POSTGRES_URL`` is set (``eval "$(.ci/postgres.sh)"`` provides one).
+
+Each PostgreSQL test runs in a schema of its own, dropped afterwards, so tests stay independent.
+Concurrency tests use one :class:`Store` per thread, each with its own engine and connections,
+as separate processes would.
+"""
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, delete, func, inspect, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from gates.records import Approval, Waiver
+from gates.store import AuditRow, Store, UnknownProjectError
+from gates.store.audit import GENESIS, chain_hash, jsonable, verify_chain
+from gates.store.tables import ALEMBIC_VERSION_TABLE, metadata
+
+POSTGRES_ENV = "PHASEGATE_TEST_POSTGRES_URL"
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+backends = [pytest.param("sqlite", id="sqlite")]
+if os.environ.get(POSTGRES_ENV):
+    backends.append(pytest.param("postgresql", id="postgresql"))
+
+
+@pytest.fixture(params=backends)
+def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    base = make_url(os.environ[POSTGRES_ENV])
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def new_store(store_url: str) -> Iterator[Callable[[], Store]]:
+    """Make stores on the test database, like separate processes would, and close them after."""
+    stores: list[Store] = []
+
+    def make() -> Store:
+        stores.append(Store(store_url))
+        return stores[-1]
+
+    yield make
+    for store in stores:
+        store.dispose()
+
+
+@pytest.fixture
+def store(new_store: Callable[[], Store]) -> Store:
+    migrated = new_store()
+    migrated.migrate()
+    return migrated
+
+
+def run_concurrently(workers: list[Callable[[], object]]) -> list[object]:
+    """Start the workers together and re-raise the first exception any of them hit."""
+    barrier = threading.Barrier(len(workers))
+
+    def start(worker: Callable[[], object]) -> object:
+        barrier.wait()
+        return worker()
+
+    with ThreadPoolExecutor(len(workers)) as pool:
+        futures = [pool.submit(start, worker) for worker in workers]
+        return [future.result() for future in futures]
+
+
+def add_audit_rows(store: Store, count: int) -> list[AuditRow]:
+    return [
+        store.audit(actor="alice", action="test.step", subject="p", data={"n": n}, at=T0)
+        for n in range(count)
+    ]
+
+
+# -- schema -------------------------------------------------------------------------------------
+
+
+def test_migrate_on_empty_database_matches_the_tables(new_store: Callable[[], Store]) -> None:
+    store = new_store()
+    assert inspect(store.engine).get_table_names() == []
+
+    store.migrate()
+    store.migrate()  # a second process starting up: nothing left to do
+
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "version_table": ALEMBIC_VERSION_TABLE}
+        )
+        assert compare_metadata(context, metadata) == []
+        assert context.get_current_revision() == "0001"
+    assert set(inspect(store.engine).get_table_names()) == {
+        *metadata.tables,
+        ALEMBIC_VERSION_TABLE,
+    }
+
+
+def test_concurrent_migrations_do_not_collide(new_store: Callable[[], Store]) -> None:
+    stores = [new_store(), new_store()]
+    run_concurrently([store.migrate for store in stores])
+    assert stores[0].ensure_project("p", "framing", T0).phase == "framing"
+
+
+def test_relative_sqlite_url_from_any_cwd_uses_wal(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = Store("sqlite:///relative.db")
+    try:
+        store.migrate()
+        store.ensure_project("p", "framing", T0)
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        store.dispose()
+    assert (tmp_path / "relative.db").is_file()
+
+
+def test_datetimes_come_back_as_the_same_instant_in_utc(store: Store) -> None:
+    berlin = datetime(2025, 3, 1, 10, 30, 15, 123456, tzinfo=timezone(timedelta(hours=1)))
+    store.ensure_project("p", "framing", berlin)
+
+    created_at = store.project("p").created_at
+    assert created_at == berlin
+    assert created_at.utcoffset() == timedelta(0)
+    assert created_at.hour == 9
+
+    with pytest.raises(StatementError, match="naive datetime"):
+        store.ensure_project("q", "framing", datetime(2025, 3, 1, 10, 30))
+    assert store.project("q") is None
+
+
+# -- projects, transitions, evaluations ---------------------------------------------------------
+
+
+def test_ensure_project_is_created_once_with_an_init_transition(store: Store) -> None:
+    first = store.ensure_project("churn", "framing", T0)
+    again = store.ensure_project("churn", "data", T0 + timedelta(days=1))
+
+    assert (first.phase, again.phase) == ("framing", "framing")
+    assert [p.key for p in store.projects()] == ["churn"]
+    [init] = store.transitions("churn")
+    assert (init.kind, init.from_phase, init.to_phase) == ("init", None, "framing")
+    assert [row.action for row in store.audit_log()] == ["transition.init"]
+
+
+def test_transition_updates_phase_and_writes_audit(store: Store) -> None:
+    store.ensure_project("churn", "framing", T0)
+    evaluation = store.record_evaluation(
+        project="churn",
+        gate="problem-framed",
+        status="passed",
+        mode="enforce",
+        policy_hash="p1",
+        evidence_digest="e1",
+        gate_digest="g1",
+        result={"status": "passed", "at": T0},
+        at=T0 + timedelta(minutes=1),
+    )
+
+    moved = store.transition(
+        project="churn",
+        to_phase="data",
+        kind="advance",
+        reason="gate problem-framed passed",
+        evaluation_id=evaluation.id,
+        at=T0 + timedelta(minutes=2),
+    )
+
+    assert store.project("churn").phase == "data"
+    assert store.project("churn").updated_at == T0 + timedelta(minutes=2)
+    assert (moved.from_phase, moved.to_phase, moved.evaluation_id) == (
+        "framing",
+        "data",
+        evaluation.id,
+    )
+    assert [t.kind for t in store.transitions("churn")] == ["init", "advance"]
+    latest = store.audit_log(limit=1)[0]
+    assert (latest.action, latest.subject, latest.actor) == (
+        "transition.advance",
+        "churn",
+        "phasegate",
+    )
+    assert latest.data["evaluation_id"] == evaluation.id
+    assert latest.data["from_phase"] == "framing"
+    assert store.verify_audit().ok
+
+
+def test_failed_transition_changes_nothing(store: Store) -> None:
+    store.ensure_project("churn", "framing", T0)
+    audit_rows = len(store.audit_log())
+
+    with pytest.raises(IntegrityError):  # no such evaluation: the whole transaction rolls back
+        store.transition(
+            project="churn", to_phase="data", kind="advance", reason="x", evaluation_id=999, at=T0
+        )
+    with pytest.raises(UnknownProjectError, match="unknown project 'nope'"):
+        store.transition(
+            project="nope", to_phase="data", kind="advance", reason="x", evaluation_id=None, at=T0
+        )
+
+    assert store.project("churn").phase == "framing"
+    assert len(store.transitions("churn")) == 1
+    assert len(store.audit_log()) == audit_rows
+
+
+def test_last_evaluations_are_the_latest_per_gate(store: Store) -> None:
+    store.ensure_project("churn", "framing", T0)
+
+    def record(gate: str, status: str, minutes: int) -> int:
+        row = store.record_evaluation(
+            project="churn",
+            gate=gate,
+            status=status,
+            mode="enforce",
+            policy_hash="p",
+            evidence_digest="e",
+            gate_digest="g",
+            result={"status": status},
+            at=T0 + timedelta(minutes=minutes),
+        )
+        return row.id
+
+    newest_framed = record("problem-framed", "passed", 30)
+    record("problem-framed", "failed", 10)  # recorded late, happened earlier
+    only_data = record("data-checked", "failed", 20)
+
+    latest = store.last_evaluations("churn")
+    assert {gate: row.id for gate, row in latest.items()} == {
+        "problem-framed": newest_framed,
+        "data-checked": only_data,
+    }
+    assert latest["problem-framed"].result == {"status": "passed"}
+    assert [row.status for row in store.evaluations("churn", "problem-framed")] == [
+        "passed",
+        "failed",
+    ]
+    assert len(store.evaluations("churn", limit=2)) == 2
+    assert store.last_evaluations("other") == {}
+
+
+# -- approvals and waivers ----------------------------------------------------------------------
+
+
+def test_approvals_are_idempotent(store: Store) -> None:
+    store.ensure_project("churn", "framing", T0)
+
+    def approve(decision: str = "approve", digest: str | None = "g1", minutes: int = 0):
+        return store.add_approval(
+            project="churn",
+            gate="problem-framed",
+            person="bo",
+            decision=decision,
+            digest=digest,
+            reason="looks right",
+            source="slack",
+            at=T0 + timedelta(minutes=minutes),
+        )
+
+    first, created = approve()
+    again, created_again = approve(minutes=1)
+    assert (created, created_again) == (True, False)
+    assert again.id == first.id and again.at == T0
+
+    unbound = [approve(digest=None)[1] for _ in range(3)]
+    assert unbound == [True, False, False]
+    assert approve(decision="reject", minutes=5)[1] is True
+
+    assert store.approvals("churn", "problem-framed") == [
+        Approval(person="bo", decision="approve", digest="g1", at=T0, reason="looks right"),
+        Approval(person="bo", decision="approve", digest=None, at=T0, reason="looks right"),
+        Approval(
+            person="bo",
+            decision="reject",
+            digest="g1",
+            at=T0 + timedelta(minutes=5),
+            reason="looks right",
+        ),
+    ]
+    assert store.approvals("churn", "other-gate") == []
+    actions = [row.action for row in store.audit_log()]
+    assert actions.count("approval.approve") == 2
+    assert actions.count("approval.reject") == 1
+
+    with pytest.raises(UnknownProjectError):
+        store.add_approval(
+            project="nope",
+            gate="g",
+            person="bo",
+            decision="approve",
+            digest=None,
+            reason=None,
+            source="cli",
+            at=T0,
+        )
+
+
+def test_waivers_round_trip(store: Store) -> None:
+    store.ensure_project("churn", "framing", T0)
+    row = store.add_waiver(
+        project="churn",
+        gate="problem-framed",
+        check_id="architecture-doc",
+        person="lead",
+        reason="doc lives in Confluence this quarter",
+        at=T0,
+        expires_at=T0 + timedelta(days=30),
+    )
+
+    assert row.id is not None
+    assert store.waivers("churn", "problem-framed") == [
+        Waiver(
+            check="architecture-doc",
+            person="lead",
+            reason="doc lives in Confluence this quarter",
+            at=T0,
+            expires_at=T0 + timedelta(days=30),
+        )
+    ]
+    latest = store.audit_log(limit=1)[0]
+    assert (latest.action, latest.actor) == ("waiver.granted", "lead")
+    assert latest.data["expires_at"] == "2025-03-31T09:00:00.000000+00:00"
+
+
+# -- inbox and outbox ---------------------------------------------------------------------------
+
+
+def add_event(store: Store, delivery_id: str, payload: dict | None = None):
+    return store.add_inbox_event(
+        source="github",
+        delivery_id=delivery_id,
+        kind="issues",
+        payload=payload or {"action": "labeled"},
+        received_at=T0,
+    )
+
+
+def test_same_delivery_five_times_is_one_row(store: Store) -> None:
+    results = [add_event(store, "d-1", {"attempt": n}) for n in range(5)]
+
+    assert [created for _, created in results] == [True, False, False, False, False]
+    assert len({row.id for row, _ in results}) == 1
+    [stored] = store.inbox_events()
+    assert stored.payload == {"attempt": 0}
+    assert (stored.status, stored.attempts) == ("pending", 0)
+    assert len(store.inbox_events(status="done")) == 0
+
+
+def test_simultaneous_redeliveries_store_one_row(new_store: Callable[[], Store]) -> None:
+    new_store().migrate()
+    receivers = [new_store() for _ in range(6)]
+
+    results = run_concurrently([lambda r=r: add_event(r, "d-race") for r in receivers])
+
+    assert sum(created for _, created in results) == 1
+    assert len({row.id for row, _ in results}) == 1
+    assert len(receivers[0].inbox_events()) == 1
+
+
+def test_claimers_never_get_the_same_event(new_store: Callable[[], Store]) -> None:
+    new_store().migrate()
+    workers = [new_store(), new_store()]
+    ids = {add_event(workers[0], f"d-{n}")[0].id for n in range(60)}
+
+    def drain(store: Store) -> list[int]:
+        claimed: list[int] = []
+        while batch := store.claim_inbox_events(3):
+            claimed.extend(row.id for row in batch)
+        return claimed
+
+    first, second = run_concurrently([lambda w=w: drain(w) for w in workers])
+
+    assert sorted(first + second) == sorted(ids)  # each event exactly once
+    events = workers[0].inbox_events(limit=1000)
+    assert {(e.status, e.attempts) for e in events} == {("processing", 1)}
+
+
+def test_finished_and_abandoned_inbox_events(store: Store) -> None:
+    done, _ = add_event(store, "d-1")
+    stuck, _ = add_event(store, "d-2")
+    assert [e.id for e in store.claim_inbox_events(10)] == [done.id, stuck.id]
+
+    finished = store.finish_inbox_event(done.id, "done")
+    assert finished.status == "done" and finished.processed_at is not None
+    assert store.claim_inbox_events(10) == []
+
+    [reclaimed] = store.claim_inbox_events(10, reclaim_after=timedelta(0))
+    assert (reclaimed.id, reclaimed.attempts) == (stuck.id, 2)
+    failed = store.finish_inbox_event(stuck.id, "failed", error="boom")
+    assert (failed.status, failed.error) == ("failed", "boom")
+    assert store.claim_inbox_events(10, reclaim_after=timedelta(0)) == []
+
+    with pytest.raises(LookupError, match="no inbox_events row with id 999"):
+        store.finish_inbox_event(999, "done")
+
+
+def test_outbox_is_idempotent_and_keeps_the_external_id(store: Store) -> None:
+    row, created = store.enqueue_outbox(
+        idempotency_key="check:churn:abc", kind="check_run", payload={"n": 1}
+    )
+    again, created_again = store.enqueue_outbox(
+        idempotency_key="check:churn:abc", kind="check_run", payload={"n": 2}
+    )
+    assert (created, created_again) == (True, False)
+    assert again.id == row.id and again.payload == {"n": 1}
+    assert [r.id for r in store.pending_outbox()] == [row.id]
+
+    retry = store.finish_outbox(row.id, "pending", external_id="4242", error="502 from GitHub")
+    assert (retry.status, retry.attempts, retry.external_id) == ("pending", 1, "4242")
+    assert [r.external_id for r in store.pending_outbox()] == ["4242"]
+
+    done = store.finish_outbox(row.id, "done")
+    assert (done.status, done.attempts, done.external_id) == ("done", 2, "4242")
+    assert done.last_error is None and done.done_at is not None
+    assert store.pending_outbox() == []
+
+
+# -- audit log ----------------------------------------------------------------------------------
+
+
+def test_verify_audit_names_an_altered_row(store: Store) -> None:
+    rows = add_audit_rows(store, 5)
+    report = store.verify_audit()
+    assert (report.ok, report.rows, report.first_bad_id) == (True, 5, None)
+    assert report.last_hash == rows[-1].hash
+
+    with store.engine.begin() as connection:
+        connection.execute(update(AuditRow).where(AuditRow.id == rows[2].id).values(data={"n": 99}))
+
+    report = store.verify_audit()
+    assert (report.ok, report.first_bad_id) == (False, rows[2].id)
+    assert report.message.startswith(f"audit row {rows[2].id} was altered: stored hash")
+    assert report.last_hash == rows[1].hash
+
+
+def test_verify_audit_notices_a_rewritten_row_at_the_next_link(store: Store) -> None:
+    rows = add_audit_rows(store, 4)
+    forged = rows[1]
+    forged_hash = chain_hash(
+        prev_hash=forged.prev_hash,
+        at=forged.at,
+        actor="mallory",
+        action=forged.action,
+        subject=forged.subject,
+        data=forged.data,
+    )
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(AuditRow)
+            .where(AuditRow.id == forged.id)
+            .values(actor="mallory", hash=forged_hash)
+        )
+
+    report = store.verify_audit()
+    assert report.first_bad_id == rows[2].id
+    assert f"audit row {rows[2].id} does not follow row {forged.id}" in report.message
+
+
+def test_verify_audit_detects_a_deleted_row(store: Store) -> None:
+    rows = add_audit_rows(store, 5)
+    with store.engine.begin() as connection:
+        connection.execute(delete(AuditRow).where(AuditRow.id == rows[2].id))
+
+    report = store.verify_audit()
+    assert (report.ok, report.first_bad_id) == (False, rows[3].id)
+    assert (
+        f"audit row {rows[3].id} does not follow row {rows[1].id} (prev_hash mismatch)"
+        in report.message
+    )
+
+    with store.engine.begin() as connection:
+        connection.execute(delete(AuditRow).where(AuditRow.id == rows[0].id))
+    assert "does not follow the start of the log" in store.verify_audit().message
+
+
+def test_concurrent_audit_appends_keep_one_chain(new_store: Callable[[], Store]) -> None:
+    new_store().migrate()
+    writers = [new_store(), new_store()]
+
+    def append(store: Store, name: str) -> None:
+        for n in range(50):
+            store.audit(actor=name, action="test.append", subject="p", data={"n": n})
+
+    run_concurrently([lambda w=w, i=i: append(w, f"writer-{i}") for i, w in enumerate(writers)])
+
+    report = writers[0].verify_audit()
+    assert report.ok, report.message
+    assert report.rows == 100
+    with writers[0].engine.connect() as connection:
+        actors = connection.execute(select(AuditRow.actor, func.count()).group_by(AuditRow.actor))
+        assert dict(actors.all()) == {"writer-0": 50, "writer-1": 50}
+
+
+def test_chain_hash_is_the_same_for_the_same_instant_in_any_zone() -> None:
+    here = T0.astimezone(timezone(timedelta(hours=-5)))
+    common = {"prev_hash": GENESIS, "actor": "a", "action": "x", "subject": "s"}
+    assert chain_hash(at=T0, data={"b": 1, "a": [1.5]}, **common) == chain_hash(
+        at=here, data={"a": [1.5], "b": 1}, **common
+    )
+    assert chain_hash(at=T0, data={"a": 1}, **common) != chain_hash(at=T0, data={"a": 2}, **common)
+    assert jsonable({"at": here, "t": (1, 2)}) == {
+        "at": "2025-03-01T09:00:00.000000+00:00",
+        "t": [1, 2],
+    }
+    with pytest.raises(ValueError):
+        jsonable({"x": float("nan")})
+    assert verify_chain([]).ok
