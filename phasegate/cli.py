@@ -158,18 +158,32 @@ def check(
             f"{evidence} is evidence about '{scenario.evidence.project.key}', not '{project}'"
         )
     store = _store() if record else None
-    if store is not None:
-        scenario = _with_store(store, policies, scenario, gate, when)
-    try:
-        result = decide(policies, scenario, gate_id=gate, now=when)
-    except ScenarioError as exc:
-        raise _fail(str(exc)) from None
+    result, moved = _decide(policies, scenario, gate, when, store)
     typer.echo(_render(result, output))
     if store is not None:
-        phase = scenario.evidence.project.phase or policies.lifecycle.initial_phase
-        moved = _record(store, policies, result, phase)
-        typer.echo(moved or f"recorded; {project} stays in {phase}", err=True)
+        typer.echo(moved, err=True)
     raise typer.Exit(EXIT[result.status] if result.blocking else 0)
+
+
+def _decide(
+    policies: PolicySet,
+    scenario: Scenario,
+    gate: str | None,
+    now: datetime | None,
+    store: Store | None,
+) -> tuple[GateResult, str]:
+    """Decide a scenario; with a store, as the store knows the project, and record it."""
+    if store is not None:
+        scenario = _with_store(store, policies, scenario, gate, now)
+    try:
+        result = decide(policies, scenario, gate_id=gate, now=now)
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    if store is None:
+        return result, ""
+    phase = scenario.evidence.project.phase or policies.lifecycle.initial_phase
+    moved = _record(store, policies, result, phase)
+    return result, moved or f"recorded; {result.project} stays in {phase}"
 
 
 def _with_store(
@@ -274,6 +288,46 @@ def status(
         typer.echo(f"{entry['project']}: {phase}")
         for gate, last in entry["gates"].items():
             typer.echo(f"  {gate:<28} {last['status']:<18} {last['at'][:16]}Z")
+
+
+@app.command()
+def demo(
+    examples: Annotated[Path, typer.Option(help="Scenario files to play")] = Path(
+        "examples/churn-model"
+    ),
+    policies_dir: PoliciesOption = None,
+) -> None:
+    """Walk the example project through the lifecycle, gate by gate, on a fresh SQLite store.
+
+    Each gate's blocked, awaiting and passed scenarios are decided and recorded in turn,
+    so the project advances only when a gate really passes.
+    """
+    policies = _policies(policies_dir)
+    database = Path(".phasegate") / "demo.db"
+    database.parent.mkdir(exist_ok=True)
+    database.unlink(missing_ok=True)
+    store = Store(f"sqlite:///{database}")
+    store.migrate()
+    for transition in policies.lifecycle.transitions:
+        for stage in ("blocked", "awaiting", "passed"):
+            path = examples / f"{transition.gate}.{stage}.json"
+            if not path.exists():
+                continue
+            try:
+                scenario = load_scenario(path)
+            except ScenarioError as exc:
+                raise _fail(str(exc)) from None
+            result, moved = _decide(policies, scenario, transition.gate, None, store)
+            typer.echo(f"{path}\n  {result.gate}: {result.summary}")
+            for check in result.failing():
+                typer.echo(f"    ✗ {check.id}: {check.found}")
+                if check.hint:
+                    typer.echo(f"      fix: {check.hint}")
+            typer.echo(f"  → {moved}\n")
+    row = store.project(scenario.evidence.project.key)
+    typer.echo(f"{row.key} is now in phase '{row.phase}'; store: {database}")
+    typer.echo(f"next: phasegate check {row.key} --evidence {examples}/model-packaged.blocked.json")
+    typer.echo(store.verify_audit().message)
 
 
 @audit_app.command("verify")

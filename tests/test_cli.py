@@ -181,3 +181,19 @@ def test_schema_file_is_current(tmp_path):
     assert json.loads(done.stdout) == json.loads(shipped), (
         "policies/schema.json is stale: run `phasegate schema > policies/schema.json`"
     )
+
+
+def test_demo_walks_the_lifecycle(policy_copy, tmp_path):
+    done = phasegate(
+        "demo",
+        "--policies",
+        str(policy_copy),
+        "--examples",
+        str(tmp_path / "examples" / "churn-model"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "churn-model: framing → data (gate problem-framed passed)" in done.stdout
+    assert "recorded; churn-model stays in model-development" in done.stdout
+    assert "churn-model is now in phase 'operation'" in done.stdout
+    assert "chain intact" in done.stdout
