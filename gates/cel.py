@@ -51,16 +51,21 @@ def compile_expression(text: str, env: str = "evidence") -> cel.Expression:
         raise CelCompileError(message.strip(), line, column) from None
 
 
-def run(text: str, data: dict[str, Any], env: str = "evidence") -> CelOutcome:
+def bind(data: dict[str, Any], env: str = "evidence") -> cel.Activation:
+    """Variables bound once for many expressions: far cheaper than passing the data to each."""
+    return _ENVS[env].Activation(data)
+
+
+def run(text: str, bound: cel.Activation, env: str = "evidence") -> CelOutcome:
     """Evaluate a compiled expression; a CEL runtime error comes back as ``error``."""
-    result = compile_expression(text, env).eval(data=data)
+    result = compile_expression(text, env).eval(bound)
     if result.type() == cel.Type.ERROR:
         return CelOutcome(error=str(result.value()))
     return CelOutcome(value=result.plain_value())
 
 
-def run_bool(text: str, data: dict[str, Any], env: str = "evidence") -> CelOutcome:
-    outcome = run(text, data, env)
+def run_bool(text: str, bound: cel.Activation, env: str = "evidence") -> CelOutcome:
+    outcome = run(text, bound, env)
     if outcome.error is None and not isinstance(outcome.value, bool):
         return CelOutcome(error=f"expression gave {outcome.value!r}, not true or false")
     return outcome

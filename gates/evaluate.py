@@ -28,9 +28,15 @@ from gates.result import (
 
 
 def _show(value: Any, limit: int = 80) -> str:
-    text = (
-        json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else value
-    )
+    """A short rendering of a found value; large collections are counted, not dumped."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, list) and len(value) > 3:
+        text = f"[{len(value)} items]"
+    elif isinstance(value, dict) and len(value) > 4:
+        text = "{" + ", ".join(sorted(map(str, value))[:4]) + ", …}"
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -51,13 +57,16 @@ class _Evaluator:
         self.gate = gate
         self.evidence = evidence
         self.data = evidence.data
+        self.bound = evidence.memo.get("cel") or evidence.memo.setdefault(
+            "cel", cel.bind(self.data)
+        )
         self.waivers = waivers
 
     def check(self, node: Check) -> CheckResult:
         title = node.title or (KINDS[node.kind].summary if node.kind in KINDS else node.id)
         base = {"id": node.id, "title": title, "hint": node.hint}
         if node.if_ is not None:
-            applies = cel.run_bool(node.if_, self.data)
+            applies = cel.run_bool(node.if_, self.bound)
             if applies.error:
                 return CheckResult(
                     **base,
@@ -116,7 +125,7 @@ class _Evaluator:
         expected = node.expected or f"{node.expr}"
         paths = sorted(cel_paths(node.expr))
         source = next((s for p in paths if (s := source_for(self.data, p))), None)
-        outcome = cel.run_bool(node.expr, self.data)
+        outcome = cel.run_bool(node.expr, self.bound)
         if outcome.error:
             return CheckResult(
                 **base,
@@ -126,7 +135,7 @@ class _Evaluator:
                 source=source,
             )
         if node.found is not None:
-            shown = cel.run(node.found, self.data)
+            shown = cel.run(node.found, self.bound)
             found = f"error: {shown.error}" if shown.error else _show(shown.value)
         else:
             found = _cel_found(node.expr, self.data)

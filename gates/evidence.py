@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -204,7 +204,7 @@ class Evidence(Fact):
     def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Evidence:
         """A copy whose snapshot and digest are recomputed (pydantic would copy the cache)."""
         copy = super().model_copy(update=update, deep=deep)
-        for cached in ("data", "digest"):
+        for cached in ("data", "digest", "memo"):
             copy.__dict__.pop(cached, None)
         return copy
 
@@ -216,6 +216,12 @@ class Evidence(Fact):
     @cached_property
     def digest(self) -> str:
         return _sha256(self.data)
+
+    @cached_property
+    def memo(self) -> dict[Hashable, Any]:
+        """Values derived from this snapshot (gate digests, the CEL binding), made once each:
+        an event re-evaluates several gates over one snapshot."""
+        return {}
 
     def issues_labelled(self, label: str) -> list[Issue]:
         wanted = label.lower()
@@ -247,8 +253,11 @@ def resolve(data: Any, path: PathKey) -> tuple[PathKey, Any]:
 
 def gate_digest(evidence: Evidence, paths: Iterable[PathKey]) -> str:
     """Digest of just the evidence a gate reads: approvals are bound to it."""
-    picked = dict(resolve(evidence.data, p) for p in paths)
-    return _sha256({"/".join(k): v for k, v in sorted(picked.items())})
+    key = ("gate_digest", frozenset(paths))
+    if key not in evidence.memo:
+        picked = dict(resolve(evidence.data, p) for p in key[1])
+        evidence.memo[key] = _sha256({"/".join(k): v for k, v in sorted(picked.items())})
+    return evidence.memo[key]
 
 
 def source_for(data: Any, path: PathKey) -> str | None:
@@ -270,7 +279,8 @@ _CEL_STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'')
 _CEL_STEP = re.compile(r"\.\s*([A-Za-z_]\w*)|\[\s*(?:\"([^\"]*)\"|'([^']*)')\s*\]")
 
 
-def cel_paths(expression: str) -> set[PathKey]:
+@lru_cache(maxsize=4096)
+def cel_paths(expression: str) -> frozenset[PathKey]:
     """Evidence paths a CEL expression mentions, e.g. ``mlflow.run.metrics["auc"]``."""
     strings = [m.span() for m in _CEL_STRING.finditer(expression)]
     paths = set()
@@ -282,4 +292,4 @@ def cel_paths(expression: str) -> set[PathKey]:
             for step in _CEL_STEP.finditer(match.group(2))
         ]
         paths.add((match.group(1), *steps))
-    return paths
+    return frozenset(paths)

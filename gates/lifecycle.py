@@ -53,10 +53,11 @@ def regress(
     ``last_fired`` holds when each rule last moved this project, for the hold-down that
     keeps a flapping alert from bouncing the project back and forth.
     """
+    bound = cel.bind({"event": dict(event)}, env="event")
     for rule in lifecycle.regressions:
         if phase not in rule.from_:
             continue
-        matched = cel.run_bool(rule.when, {"event": dict(event)}, env="event")
+        matched = cel.run_bool(rule.when, bound, env="event")
         if matched.error or not matched.value:
             continue
         last = last_fired.get(rule.id)

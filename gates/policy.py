@@ -272,17 +272,29 @@ class PolicySet(BaseModel):
     projects: dict[str, Project]
     policy_hash: str
 
+    @cached_property
+    def _by_identity(self) -> dict[str, Person]:
+        return {identity: p for p in self.people.values() for identity in p.identities()}
+
     def person(self, identity: str) -> Person | None:
         """Find a person by id, GitHub login, Slack id or email (case-insensitive)."""
-        wanted = identity.lower()
-        return next((p for p in self.people.values() if wanted in p.identities()), None)
+        return self._by_identity.get(identity.lower())
 
     def holders(self, project: str, role: str) -> list[Person]:
         ids = self.projects[project].people.get(role, [])
         return [self.people[i] for i in ids if i in self.people]
 
-    def roles_of(self, project: str, person_id: str) -> set[str]:
-        return {r for r, ids in self.projects[project].people.items() if person_id in ids}
+    @cached_property
+    def _roles(self) -> dict[tuple[str, str], frozenset[str]]:
+        held: dict[tuple[str, str], set[str]] = {}
+        for key, project in self.projects.items():
+            for role, ids in project.people.items():
+                for person in ids:
+                    held.setdefault((key, person), set()).add(role)
+        return {k: frozenset(v) for k, v in held.items()}
+
+    def roles_of(self, project: str, person_id: str) -> frozenset[str]:
+        return self._roles.get((project, person_id), frozenset())
 
 
 class Scenario(Strict):

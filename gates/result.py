@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel, Field, computed_field
 
 from gates.policy import Mode, Status
 
@@ -37,7 +37,7 @@ class CheckResult(BaseModel):
     source: str | None = None
     location: FileLine | None = None
     waiver: WaiverNote | None = None
-    children: list[CheckResult] = []
+    children: list[CheckResult] = Field(default_factory=list)
 
     def walk(self) -> list[CheckResult]:
         return [self, *(node for child in self.children for node in child.walk())]

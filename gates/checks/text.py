@@ -31,14 +31,17 @@ class Section:
     line: int
 
 
+@lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
     return " ".join(_COMMENT.sub("", text).split()).strip().lower()
 
 
+@lru_cache(maxsize=4096)
 def heading_key(heading: str) -> str:
     return normalise(heading).rstrip(":").strip()
 
 
+@lru_cache(maxsize=256)
 def sections(markdown: str) -> dict[str, Section]:
     """Headings of a Markdown text (any level) with the text under each, keyed by heading."""
     found: dict[str, Section] = {}
@@ -58,6 +61,8 @@ def sections(markdown: str) -> dict[str, Section]:
 
 def lookup(by_heading: dict[str, Any], wanted: str) -> Any:
     """Find a section by heading regardless of case, spacing and a trailing colon."""
+    if wanted in by_heading:
+        return by_heading[wanted]
     key = heading_key(wanted)
     return next((v for h, v in by_heading.items() if heading_key(h) == key), None)
 
@@ -117,16 +122,24 @@ class Parsed:
 
 
 def parse_document(file: File) -> Parsed:
-    """Parse a JSON or YAML file (by extension; YAML otherwise, since JSON is YAML)."""
+    """Parse a JSON or YAML file (by extension; YAML otherwise, since JSON is YAML).
+
+    Cached by content: the same file is read by several checks and every re-evaluation.
+    """
     if file.content is None:
         return Parsed(error="content not collected")
-    if file.path.endswith(".json"):
+    return _parse(file.content, file.path.endswith(".json"))
+
+
+@lru_cache(maxsize=256)
+def _parse(content: str, is_json: bool) -> Parsed:
+    if is_json:
         try:
-            return Parsed(json.loads(file.content))
+            return Parsed(json.loads(content))
         except json.JSONDecodeError as exc:
             return Parsed(error=f"invalid JSON: {exc.msg}", line=exc.lineno)
     try:
-        return Parsed(YAML(typ="safe", pure=True).load(io.StringIO(file.content)))
+        return Parsed(YAML(typ="safe", pure=True).load(io.StringIO(content)))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
