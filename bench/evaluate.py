@@ -64,13 +64,20 @@ def main() -> None:
     raw = json.loads((EXAMPLES / "model-packaged.passed.json").read_text())["evidence"]
     gate = policies.gates["model-packaged"]
     scenario = load_scenario(EXAMPLES / "model-packaged.passed.json")
+    fresh = [Evidence.model_validate(raw) for _ in range(args.rounds)]
+    start = time.perf_counter()
+    for evidence in fresh:
+        evaluate(gate, evidence, scenario.approvals, [], scenario.now, policies)
+    cold = (time.perf_counter() - start) / len(fresh)
+    print(f"\nmodel-packaged on a fresh snapshot (first gate of an event): {cold * 1e6:.1f} µs")
 
     def from_json() -> None:
         evidence = Evidence.model_validate(raw)
         evaluate(gate, evidence, scenario.approvals, [], scenario.now, policies)
 
-    cold = per_call(from_json, args.rounds // 4)
-    print(f"\nmodel-packaged incl. parsing the evidence JSON into a snapshot: {cold * 1e6:.1f} µs")
+    print(
+        f"  ... including validating the evidence JSON into a snapshot: {per_call(from_json, args.rounds // 4) * 1e6:.1f} µs"
+    )
 
     try:
         from regopy import Interpreter

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from gates import cel
 from gates.checks import KINDS
-from gates.evidence import Evidence, cel_paths, gate_digest, resolve, source_for
+from gates.evidence import Evidence, PathKey, cel_paths, gate_digest, resolve, source_for
 from gates.policy import ApprovalRule, Check, Gate, Person, PolicySet, Status
 from gates.records import Approval, Waiver
 from gates.result import (
@@ -40,10 +41,15 @@ def _show(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+@lru_cache(maxsize=4096)
+def _sorted_paths(expr: str) -> tuple[PathKey, ...]:
+    return tuple(sorted(cel_paths(expr)))
+
+
 def _cel_found(expr: str, data: dict[str, Any]) -> str:
     """The values of the evidence an expression mentions: the 'found' of a CEL check."""
     shown: dict[str, str] = {}
-    for path in sorted(cel_paths(expr)):
+    for path in _sorted_paths(expr):
         followed, value = resolve(data, path)
         name = followed[0] + "".join(
             f".{k}" if k.isidentifier() else f'["{k}"]' for k in followed[1:]
@@ -123,8 +129,9 @@ class _Evaluator:
     def _expr(self, node: Check, base: dict[str, Any]) -> CheckResult:
         assert node.expr is not None
         expected = node.expected or f"{node.expr}"
-        paths = sorted(cel_paths(node.expr))
-        source = next((s for p in paths if (s := source_for(self.data, p))), None)
+        source = next(
+            (s for p in _sorted_paths(node.expr) if (s := source_for(self.data, p))), None
+        )
         outcome = cel.run_bool(node.expr, self.bound)
         if outcome.error:
             return CheckResult(
@@ -169,14 +176,13 @@ def _valid_waivers(
 ) -> tuple[dict[str, WaiverNote], list[Ignored]]:
     granted: dict[str, WaiverNote] = {}
     ignored: list[Ignored] = []
-    known = {n.id for n in gate.nodes()}
     for waiver in waivers:
         person = policies.person(waiver.person)
         roles = policies.roles_of(project, person.id) if person else set()
         rules = [r for r in gate.waivers if r.covers(waiver.check) and roles.intersection(r.roles)]
         if person is None:
             why = f"unknown person '{waiver.person}'"
-        elif waiver.check not in known:
+        elif waiver.check not in gate.check_ids:
             why = f"gate {gate.id} has no check '{waiver.check}'"
         elif not rules:
             allowed = sorted(
@@ -247,11 +253,12 @@ def _approvals(
             )
         else:
             latest[person.id] = (person, approval)
+    held = {person_id: policies.roles_of(project, person_id) for person_id in latest}
     rules, rejections, reasons = [], [], {}
     for rule in gate.approvals:
         approvers = []
         for person, approval in latest.values():
-            roles = policies.roles_of(project, person.id)
+            roles = held[person.id]
             why = _disqualified(rule, person, approval, roles, author, digest, now)
             if why is None and approval.decision == "approve":
                 approvers.append(person.id)

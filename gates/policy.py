@@ -205,6 +205,10 @@ class Gate(Strict):
         return [node for check in self.checks for node in check.walk()]
 
     @cached_property
+    def check_ids(self) -> frozenset[str]:
+        return frozenset(node.id for node in self.nodes())
+
+    @cached_property
     def reads(self) -> frozenset[PathKey]:
         """What approvals of this gate are bound to: a change elsewhere does not void them."""
         return frozenset().union(*(c.reads for c in self.checks))

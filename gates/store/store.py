@@ -123,7 +123,7 @@ class Store:
         with self.engine.connect() as connection:
             connection.execution_options(**{_WRITE: True})
             with connection.begin():
-                pass
+                self._serialise(connection, _MIGRATE_LOCK)
                 command.upgrade(alembic_config(connection), "head")
 
     def dispose(self) -> None:
