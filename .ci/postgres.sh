@@ -21,9 +21,10 @@ if ! dpkg-query -W -f='${Status}' postgresql 2>/dev/null | grep -q "install ok i
 fi
 
 # The packaged version decides the cluster directory (15 on Debian 12); take the newest present.
-version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)
+newest_version_in() { find "$1" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort -V | tail -n 1; }
+version=$(newest_version_in /etc/postgresql || true)
 if [[ -z "$version" ]]; then
-    version=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort -V | tail -n 1)
+    version=$(newest_version_in /usr/lib/postgresql)
     log "creating cluster $version/main"
     pg_createcluster "$version" main >&2
 fi

@@ -114,6 +114,30 @@ def test_migrate_on_empty_database_matches_the_tables(new_store: Callable[[], St
         *metadata.tables,
         ALEMBIC_VERSION_TABLE,
     }
+    # compare_metadata ignores constraint names; later migrations alter constraints by name.
+    assert migrated_constraint_names(store) == declared_constraint_names()
+
+
+def declared_constraint_names() -> set[tuple[str, str]]:
+    return {
+        (table.name, str(item.name))
+        for table in metadata.tables.values()
+        for item in [*table.constraints, *table.indexes]
+    }
+
+
+def migrated_constraint_names(store: Store) -> set[tuple[str, str]]:
+    inspector = inspect(store.engine)
+    names = set()
+    for table in metadata.tables:
+        found = [
+            inspector.get_pk_constraint(table),
+            *inspector.get_foreign_keys(table),
+            *inspector.get_unique_constraints(table),
+            *inspector.get_indexes(table),
+        ]
+        names |= {(table, item["name"]) for item in found}
+    return names
 
 
 def test_concurrent_migrations_do_not_collide(new_store: Callable[[], Store]) -> None:
@@ -125,6 +149,7 @@ def test_concurrent_migrations_do_not_collide(new_store: Callable[[], Store]) ->
 def test_relative_sqlite_url_from_any_cwd_uses_wal(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     store = Store("sqlite:///relative.db")
+    monkeypatch.chdir(tmp_path.parent)  # connections opened from now on must find the same file
     try:
         store.migrate()
         store.ensure_project("p", "framing", T0)

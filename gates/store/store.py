@@ -6,6 +6,7 @@ serial (the audit chain, claiming inbox events, migrating) is serialised by the 
 """
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, and_, event, func, or_, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, create_engine, select
 
@@ -80,6 +81,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _pin_sqlite_path(url: URL) -> URL:
+    """Resolve a relative SQLite path against today's working directory.
+
+    The pool opens connections later, possibly after a chdir (Prefect's pull steps do one), and
+    each must open the same file rather than create a new empty one.
+    """
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return url
+    return url.set(database=os.path.abspath(database))
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """Make a SQLite file safe to share between a receiver and flow processes.
 
@@ -113,6 +126,7 @@ class Store:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
+            self.url = _pin_sqlite_path(self.url)
             self.engine = create_engine(self.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
             _configure_sqlite(self.engine)
         else:

@@ -2,8 +2,9 @@
 
 They live in their own metadata (not ``SQLModel.metadata``) so that the migration check compares
 exactly these tables, whatever other SQLModel tables a process happens to import. Every
-constraint and index is named here and, identically, in ``migrations/versions``: a test compares
-the two, so they cannot drift apart.
+constraint and index has a fixed name (given here or by the naming convention) that
+``migrations/versions`` spells out: later migrations alter constraints by name, and a test
+checks that tables, types and names agree with the migrated schema.
 """
 
 from datetime import UTC, datetime
