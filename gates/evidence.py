@@ -231,6 +231,24 @@ class Evidence(Fact):
         return next((i for i in self.github.issues if i.number == number), None)
 
 
+def assemble(project: ProjectEvidence, fragments: Iterable[dict[str, Any]]) -> Evidence:
+    """One snapshot from the fragments sources returned: sections merge key by key, so two
+    sources may each contribute, say, ``github.issues`` and ``github.checks``."""
+    merged: dict[str, Any] = {}
+    for fragment in fragments:
+        _merge(merged, fragment)
+    merged["project"] = project.model_dump()
+    return Evidence.model_validate(merged)
+
+
+def _merge(into: dict[str, Any], fragment: dict[str, Any]) -> None:
+    for key, value in fragment.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
 def _sha256(value: Any) -> str:
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -8,6 +8,7 @@ arguments), 3 awaiting approval, 4 could not decide (a check errored).
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -15,7 +16,7 @@ from typing import Annotated, Literal, Union
 import typer
 from pydantic import Field, TypeAdapter
 
-from gates.lifecycle import advance
+from flows.decisions import record
 from gates.loader import DOCUMENT_KINDS, LoadResult, load_policies
 from gates.policy import PolicySet, Scenario
 from gates.policytest import run_tests
@@ -98,33 +99,6 @@ def _render(result: GateResult, output: str) -> str:
     return to_markdown(result) if output == "markdown" else to_text(result)
 
 
-def _record(store: Store, policies: PolicySet, result: GateResult, phase: str) -> str | None:
-    """Keep the evaluation and, when it opens the phase's gate, move the project on."""
-    row = store.record_evaluation(
-        project=result.project,
-        gate=result.gate,
-        status=result.status,
-        mode=result.mode,
-        policy_hash=policies.policy_hash,
-        evidence_digest=result.evidence_digest,
-        gate_digest=result.gate_digest,
-        result=result.model_dump(mode="json"),
-        at=result.evaluated_at,
-    )
-    move = advance(policies.lifecycle, phase, result)
-    if move is None:
-        return None
-    store.transition(
-        project=result.project,
-        to_phase=move.to_phase,
-        kind=move.kind,
-        reason=move.reason,
-        evaluation_id=row.id,
-        at=result.evaluated_at,
-    )
-    return f"{result.project}: {move.from_phase} → {move.to_phase} ({move.reason})"
-
-
 @app.command()
 def check(
     project: Annotated[str, typer.Argument(help="Project key, as in the policies")],
@@ -182,8 +156,10 @@ def _decide(
     if store is None:
         return result, ""
     phase = scenario.evidence.project.phase or policies.lifecycle.initial_phase
-    moved = _record(store, policies, result, phase)
-    return result, moved or f"recorded; {result.project} stays in {phase}"
+    move = record(store, policies, result, phase)
+    if move is None:
+        return result, f"recorded; {result.project} stays in {phase}"
+    return result, f"{result.project}: {move.from_phase} → {move.to_phase} ({move.reason})"
 
 
 def _with_store(
@@ -328,6 +304,63 @@ def demo(
     typer.echo(f"{row.key} is now in phase '{row.phase}'; store: {database}")
     typer.echo(f"next: phasegate check {row.key} --evidence {examples}/model-packaged.blocked.json")
     typer.echo(store.verify_audit().message)
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Receiver address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Receiver port")] = 8787,
+    prefect_port: Annotated[
+        int, typer.Option(help="Port of the local Prefect server, if started")
+    ] = 4200,
+) -> None:
+    """Run the receiver and the flows (and a local Prefect server unless PREFECT_API_URL is set)."""
+    from gates.active import NoValidPolicies
+    from phasegate.serve import ServeError, serve
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        serve(Settings(), host, port, prefect_port)
+    except (NoValidPolicies, ServeError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def events(
+    status: Annotated[
+        Literal["pending", "processing", "done", "failed", "ignored"] | None,
+        typer.Option(help="Only events with this status"),
+    ] = None,
+    source: Annotated[str | None, typer.Option(help="Only events from this sender")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest last")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """What arrived and what became of it: the first place to look when a webhook did nothing."""
+    store = _store()
+    rows = store.inbox_events(status=status, source=source, limit=limit)
+    listed = [
+        {
+            "id": r.id,
+            "received_at": r.received_at.isoformat(),
+            "source": r.source,
+            "kind": r.kind,
+            "delivery_id": r.delivery_id,
+            "status": r.status,
+            "attempts": r.attempts,
+            "reason": r.error,
+        }
+        for r in rows
+    ]
+    if as_json:
+        typer.echo(json.dumps(listed, indent=2))
+        return
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(store.inbox_counts().items())) or "empty"
+    typer.echo(f"inbox: {counts}")
+    for e in listed:
+        line = f"#{e['id']:<5} {e['received_at'][:19]}Z  {e['source']:<10} {e['kind']:<32} {e['status']}"
+        typer.echo(line + (f" — {e['reason']}" if e["reason"] else ""))
 
 
 @audit_app.command("verify")

@@ -10,10 +10,8 @@ import pytest
 
 from gates.loader import load_or_raise
 from gates.policy import PolicySet
-
-ROOT = Path(__file__).resolve().parent.parent
-POLICIES = ROOT / "policies"
-EXAMPLES = ROOT / "examples" / "churn-model"
+from tests.paths import POLICIES, ROOT
+from tests.world import make_world
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -90,3 +88,22 @@ def policy_copy(tmp_path: Path) -> Path:
     shutil.copytree(POLICIES, tmp_path / "policies")
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     return tmp_path / "policies"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """Real Prefect, once per session (it takes 10-20 s to start), with the run heartbeat off."""
+    from prefect.settings import temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with (
+        prefect_test_harness(server_startup_timeout=90),
+        temporary_settings(updates={"flows.heartbeat_frequency": None}),
+    ):
+        yield
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    """A phasegate installation in a temporary folder (see tests/world.py)."""
+    yield from make_world(tmp_path, monkeypatch)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, POLICIES, ROOT
+from tests.paths import EXAMPLES, POLICIES, ROOT
 
 
 def phasegate(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

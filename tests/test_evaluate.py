@@ -250,7 +250,7 @@ def test_warn_and_shadow_report_but_never_block(small_dir, mode):
 
 def test_evaluation_is_deterministic(default_policies):
     from gates.scenario import decide, load_scenario
-    from tests.conftest import EXAMPLES
+    from tests.paths import EXAMPLES
 
     scenario = load_scenario(EXAMPLES / "model-packaged.blocked.json")
     first = decide(default_policies, scenario).model_dump_json()
@@ -259,7 +259,7 @@ def test_evaluation_is_deterministic(default_policies):
 
 def test_renderings_explain_a_blocked_check(default_policies):
     from gates.scenario import decide, load_scenario
-    from tests.conftest import EXAMPLES
+    from tests.paths import EXAMPLES
 
     result = decide(default_policies, load_scenario(EXAMPLES / "model-packaged.blocked.json"))
     text, markdown = to_text(result), to_markdown(result)
@@ -274,7 +274,7 @@ def test_renderings_explain_a_blocked_check(default_policies):
 
 def test_markdown_is_cut_to_githubs_limit(default_policies):
     from gates.scenario import decide, load_scenario
-    from tests.conftest import EXAMPLES
+    from tests.paths import EXAMPLES
 
     result = decide(default_policies, load_scenario(EXAMPLES / "model-packaged.blocked.json"))
     short = to_markdown(result, limit=500)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from gates.lifecycle import advance, regress
 from gates.scenario import decide, load_scenario
-from tests.conftest import EXAMPLES
+from tests.paths import EXAMPLES
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 DRIFT = {"source": "monitoring", "kind": "alert.firing", "labels": {"category": "drift"}}

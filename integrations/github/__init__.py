@@ -1,0 +1,1 @@
+"""GitHub: inbound webhooks (and, later, evidence and check-run actions)."""

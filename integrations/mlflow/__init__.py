@@ -1,0 +1,1 @@
+"""MLflow: model-registry webhooks (and, later, registry evidence)."""

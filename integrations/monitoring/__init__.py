@@ -1,0 +1,1 @@
+"""Monitoring: Alertmanager and Grafana alert webhooks."""

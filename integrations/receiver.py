@@ -1,0 +1,232 @@
+"""The HTTP receiver: verify, store in the inbox, answer at once, then nudge Prefect.
+
+Order matters. Verification comes before anything is parsed or stored, so a forged request
+costs nothing and leaves nothing behind. The inbox write comes before the answer, so an
+accepted event survives any crash after it. The Prefect event comes last and is only a nudge:
+if it is lost, the scheduled ``reconcile`` flow finds the pending event anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from gates.store import Store
+from integrations import signatures
+from integrations.github import inbound as github_inbound
+from integrations.mlflow import inbound as mlflow_inbound
+from integrations.monitoring import inbound as alerts_inbound
+from integrations.slack import inbound as slack_inbound
+from phasegate.settings import Settings
+
+log = logging.getLogger("phasegate.receiver")
+
+INBOX_EVENT = "phasegate.inbox.received"
+Notify = Callable[[int, str, str], None]
+
+
+class Rejected(Exception):
+    """A request refused with a status and a reason the sender (and the log) can read."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Sender:
+    """How one kind of sender proves itself and names its deliveries."""
+
+    name: str
+    setting: str
+    secret: str | None
+    verify: Callable[[str, bytes, Mapping[str, str]], bool]
+    parse: Callable[[bytes], dict[str, Any]]
+    identify: Callable[[dict[str, Any], Mapping[str, str]], tuple[str, str]]
+    answer: Callable[[int, bool], Response]
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise Rejected(400, f"malformed JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise Rejected(400, "malformed JSON: expected an object")
+    return value
+
+
+def _slack_form(body: bytes) -> dict[str, Any]:
+    try:
+        return slack_inbound.parse(body)
+    except slack_inbound.MalformedInteraction as exc:
+        raise Rejected(400, f"malformed Slack interaction: {exc}") from None
+
+
+def _required(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name)
+    if not value:
+        raise Rejected(400, f"missing header {name}")
+    return value
+
+
+def _accepted(inbox_id: int, created: bool) -> Response:
+    status = "accepted" if created else "duplicate"
+    return JSONResponse(
+        {"status": status, "inbox_id": inbox_id}, status_code=202 if created else 200
+    )
+
+
+def _slack_ack(inbox_id: int, created: bool) -> Response:
+    return Response(status_code=200)  # an empty 200 is what Slack expects, within 3 s
+
+
+def senders(settings: Settings) -> dict[str, Sender]:
+    def secret(value: Any) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    return {
+        "github": Sender(
+            "github",
+            "PHASEGATE_GITHUB_WEBHOOK_SECRET",
+            secret(settings.github_webhook_secret),
+            signatures.github,
+            _json,
+            lambda body, h: (
+                _required(h, "x-github-delivery"),
+                github_inbound.kind(_required(h, "x-github-event"), body),
+            ),
+            _accepted,
+        ),
+        "mlflow": Sender(
+            "mlflow",
+            "PHASEGATE_MLFLOW_WEBHOOK_SECRET",
+            secret(settings.mlflow_webhook_secret),
+            signatures.mlflow,
+            _json,
+            lambda body, h: (_required(h, "x-mlflow-delivery-id"), mlflow_inbound.kind(body)),
+            _accepted,
+        ),
+        "monitoring": Sender(
+            "monitoring",
+            "PHASEGATE_ALERTS_TOKEN",
+            secret(settings.alerts_token),
+            lambda token, _body, h: signatures.bearer(token, h),
+            _json,
+            lambda body, _h: (alerts_inbound.delivery_id(body), alerts_inbound.kind(body)),
+            _accepted,
+        ),
+        "slack": Sender(
+            "slack",
+            "PHASEGATE_SLACK_SIGNING_SECRET",
+            secret(settings.slack_signing_secret),
+            signatures.slack,
+            _slack_form,
+            lambda body, _h: (
+                slack_inbound.delivery_id(body),
+                f"slack.{body.get('type', 'unknown')}",
+            ),
+            _slack_ack,
+        ),
+    }
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise Rejected(413, f"body of {declared} bytes is over the {limit}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, f"body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(settings: Settings, store: Store, notify: Notify | None = None) -> FastAPI:
+    """The receiver as an ASGI app; ``notify`` is called for every newly stored event."""
+    app = FastAPI(title="phasegate receiver", docs_url=None, redoc_url=None)
+    by_name = senders(settings)
+
+    async def receive(sender: Sender, request: Request) -> Response:
+        peer = request.client.host if request.client else "?"
+        try:
+            if not sender.secret:
+                log.warning(
+                    "refused a %s webhook from %s: %s is not set", sender.name, peer, sender.setting
+                )
+                raise Rejected(
+                    503, f"{sender.name} webhooks are not configured here: set {sender.setting}"
+                )
+            body = await _read(request, settings.max_body_bytes)
+            if not sender.verify(sender.secret, body, request.headers):
+                raise Rejected(401, f"{sender.name} signature missing or invalid")
+            payload = sender.parse(body)
+            delivery, kind = sender.identify(payload, request.headers)
+            row, created = await run_in_threadpool(
+                store.add_inbox_event,
+                source=sender.name,
+                delivery_id=delivery,
+                kind=kind,
+                payload=payload,
+                received_at=datetime.now(UTC),
+            )
+        except Rejected as exc:
+            if exc.status != 503:
+                log.warning("rejected a %s request from %s: %s", sender.name, peer, exc.reason)
+            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        except Exception:
+            log.exception("could not store a %s event; the sender should retry", sender.name)
+            return JSONResponse(
+                {"error": "phasegate could not store the event; retry later"}, status_code=503
+            )
+        if created:
+            log.info("inbox #%s: %s %s (delivery %s)", row.id, sender.name, kind, delivery)
+            if notify is not None:
+                try:
+                    notify(row.id, sender.name, kind)
+                except Exception:  # the inbox is the truth; reconcile picks the event up
+                    log.warning(
+                        "could not emit the Prefect event for inbox #%s", row.id, exc_info=True
+                    )
+        else:
+            log.info("inbox #%s: %s delivery %s again, ignored", row.id, sender.name, delivery)
+        return sender.answer(row.id, created)
+
+    async def github(request: Request) -> Response:
+        return await receive(by_name["github"], request)
+
+    async def mlflow(request: Request) -> Response:
+        return await receive(by_name["mlflow"], request)
+
+    async def alerts(request: Request) -> Response:
+        return await receive(by_name["monitoring"], request)
+
+    async def slack(request: Request) -> Response:
+        return await receive(by_name["slack"], request)
+
+    async def healthz() -> Response:
+        try:
+            counts = await run_in_threadpool(store.inbox_counts)
+        except Exception as exc:
+            return JSONResponse(
+                {"status": "unhealthy", "error": type(exc).__name__}, status_code=503
+            )
+        return JSONResponse({"status": "ok", "inbox": counts})
+
+    app.add_api_route("/webhooks/github", github, methods=["POST"])
+    app.add_api_route("/webhooks/mlflow", mlflow, methods=["POST"])
+    app.add_api_route("/webhooks/alerts", alerts, methods=["POST"])
+    app.add_api_route("/slack/interactions", slack, methods=["POST"])
+    app.add_api_route("/healthz", healthz, methods=["GET"])
+    return app

@@ -1,0 +1,1 @@
+"""Slack: interaction payloads (and, later, approval messages)."""

@@ -1,0 +1,190 @@
+"""The flows on a real (test-harness) Prefect: events in, decisions and side effects out."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from flows.deliver_outbox import deliver_outbox
+from flows.process_inbox import process_inbox
+from flows.reconcile import reconcile
+from gates.records import Approval
+from tests import signing
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def test_event_to_decision_to_side_effect(world):
+    world.use_evidence("problem-framed.passed.json")
+    world.event("d-1")
+    totals = process_inbox()
+    assert totals == {"events": 1, "decisions": 1, "done": 1}
+    [evaluation] = world.store.evaluations("churn-model")
+    assert (evaluation.gate, evaluation.status) == ("problem-framed", "awaiting_approval")
+    assert world.store.project("churn-model").phase == "framing"
+
+    for person in ("bob", "alice"):  # approvals given on what the gate showed them
+        world.store.add_approval(
+            project="churn-model",
+            gate="problem-framed",
+            person=person,
+            decision="approve",
+            digest=evaluation.gate_digest,
+            reason=None,
+            source="test",
+            at=datetime.now(UTC),
+        )
+    world.event("d-2")
+    assert process_inbox()["decisions"] == 1
+    assert world.store.project("churn-model").phase == "data"
+    latest = world.store.last_evaluations("churn-model")
+    assert latest["problem-framed"].status == "passed"
+    assert latest["data-assumptions-checked"].status == "blocked"  # evaluated on the same snapshot
+
+    assert deliver_outbox()["done"] == 3
+    statuses = [d["status"] for d in world.decisions()]
+    assert statuses == ["awaiting_approval", "passed", "blocked"]
+    assert deliver_outbox()["done"] == 0  # nothing performed twice
+
+
+def test_same_delivery_five_times_is_one_evaluation(world):
+    world.use_evidence("problem-framed.awaiting.json")
+    for _ in range(5):
+        world.event("same")
+    process_inbox()
+    process_inbox()
+    assert len(world.store.evaluations("churn-model")) == 1
+
+
+def test_burst_for_one_project_coalesces(world):
+    world.use_evidence("problem-framed.awaiting.json")
+    for n in range(30):
+        world.event(f"burst-{n}")
+    totals = process_inbox()
+    assert totals["events"] == 30 and totals["done"] == 30
+    assert totals["decisions"] == 1
+    assert len(world.store.evaluations("churn-model")) == 1
+    process_inbox()  # the same evidence again queues no second side effect
+    assert len(world.store.pending_outbox()) == 1
+
+
+def test_events_for_no_project_are_kept_as_ignored_with_the_reason(world):
+    world.event("elsewhere", repo="acme/unrelated")
+    world.store.add_inbox_event(
+        source="slack",
+        delivery_id="s-1",
+        kind="slack.block_actions",
+        payload={"type": "block_actions"},
+        received_at=datetime.now(UTC),
+    )
+    process_inbox()
+    rows = {r.delivery_id: r for r in world.store.inbox_events()}
+    assert rows["elsewhere"].status == "ignored"
+    assert rows["elsewhere"].error == "repository acme/unrelated belongs to no project"
+    assert rows["s-1"].status == "ignored" and "Slack" in rows["s-1"].error
+
+
+def test_drift_alert_regresses_once_and_flapping_is_held_down(world):
+    world.use_evidence("monitoring-attached.passed.json")
+    now = datetime.now(UTC)
+    world.store.ensure_project("churn-model", "framing", now)
+    world.store.transition(
+        project="churn-model",
+        to_phase="operation",
+        kind="advance",
+        reason="test setup",
+        evaluation_id=None,
+        at=now,
+    )
+    alert = signing.alertmanager(labels={"project": "churn-model"})
+    world.store.add_inbox_event(
+        source="monitoring", delivery_id="a-1", kind="alert.firing", payload=alert, received_at=now
+    )
+    process_inbox()
+    moves = [(t.kind, t.to_phase, t.rule) for t in world.store.transitions("churn-model")]
+    assert ("regress", "model-development", "drift-or-quality-alert") in moves
+    assert any(
+        d["status"] == "regressed" for d in (r.payload for r in world.store.pending_outbox())
+    )
+
+    world.store.transition(
+        project="churn-model",
+        to_phase="operation",
+        kind="advance",
+        reason="fixed and redeployed",
+        evaluation_id=None,
+        at=datetime.now(UTC),
+    )
+    again = signing.alertmanager(labels={"project": "churn-model"}, starts="2026-11-20T10:30:00Z")
+    world.store.add_inbox_event(
+        source="monitoring",
+        delivery_id="a-2",
+        kind="alert.firing",
+        payload=again,
+        received_at=datetime.now(UTC),
+    )
+    process_inbox()
+    assert world.store.project("churn-model").phase == "operation"  # within the 6 h hold-down
+    assert sum(t.kind == "regress" for t in world.store.transitions("churn-model")) == 1
+
+
+def test_a_failing_source_fails_the_event_and_reconcile_re_drives_it(world):
+    world.use_evidence("problem-framed.awaiting.json")
+    (world.checkout / ".phasegate" / "evidence.json").write_text("{broken")
+    world.event("d-x")
+    totals = process_inbox()
+    [row] = world.store.inbox_events()
+    assert totals["failed"] == 1 and row.status == "failed"
+    assert "evidence.json" in row.error
+    world.use_evidence("problem-framed.awaiting.json")  # fixed
+    result = reconcile()
+    assert result["retried"] == 1
+    assert world.store.inbox_event(row.id).status == "done"
+    assert world.store.evaluations("churn-model")
+
+
+def test_reconcile_re_evaluates_projects_without_events(world):
+    world.use_evidence("problem-framed.awaiting.json")
+    reconcile()
+    assert (
+        world.store.last_evaluations("churn-model")["problem-framed"].status == "awaiting_approval"
+    )
+    assert [d["status"] for d in world.decisions()] == ["awaiting_approval"]
+
+
+def test_an_approval_expiring_is_noticed_by_reconcile(world):
+    world.use_evidence("problem-framed.passed.json")
+    reconcile()
+    digest = world.store.evaluations("churn-model")[0].gate_digest
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    for person in ("bob", "alice"):
+        world.store.add_approval(
+            project="churn-model",
+            gate="problem-framed",
+            person=person,
+            decision="approve",
+            digest=digest,
+            reason=None,
+            source="test",
+            at=long_ago,
+        )
+    assert [a.person for a in world.store.approvals("churn-model", "problem-framed")] == [
+        "bob",
+        "alice",
+    ]
+    assert isinstance(world.store.approvals("churn-model", "problem-framed")[0], Approval)
+    world.store.add_inbox_event(
+        source="phasegate",
+        delivery_id="manual",
+        kind="reconcile",
+        payload={"subject": {"project": "churn-model"}},
+        received_at=datetime.now(UTC),
+    )
+    process_inbox()
+    result = json.loads(
+        json.dumps(world.store.last_evaluations("churn-model")["problem-framed"].result)
+    )
+    assert result["status"] == "awaiting_approval"
+    assert any("expired" in i["reason"] for i in result["ignored"])

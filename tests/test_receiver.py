@@ -1,0 +1,264 @@
+"""The receiver over real HTTP: verification first, the inbox before the answer, no 500s."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from gates.store import Store
+from integrations.receiver import create_app
+from phasegate.settings import Settings
+from tests import signing
+from tests.servers import client, serving
+
+FIXTURES = Path(__file__).parent / "fixtures" / "github-webhooks"
+ALL_FIXTURES = sorted(FIXTURES.glob("*/*.json"))
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str, str]] = []
+
+    def __call__(self, inbox_id: int, source: str, kind: str) -> None:
+        self.calls.append((inbox_id, source, kind))
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    store = Store(f"sqlite:///{tmp_path / 'receiver.db'}")
+    store.migrate()
+    return store
+
+
+def settings(**overrides) -> Settings:
+    values = {
+        "github_webhook_secret": signing.GITHUB_SECRET,
+        "slack_signing_secret": signing.SLACK_SECRET,
+        "mlflow_webhook_secret": signing.MLFLOW_SECRET,
+        "alerts_token": signing.ALERTS_TOKEN,
+        "max_body_bytes": 2 * 1024 * 1024,
+    }
+    return Settings(**{**values, **overrides})
+
+
+@pytest.fixture
+def receiver(store):
+    notify = Recorder()
+    with serving(create_app(settings(), store, notify)) as base, client(base) as http:
+        yield http, store, notify
+
+
+def test_every_published_github_payload_is_accepted_once(receiver):
+    http, store, notify = receiver
+    assert len(ALL_FIXTURES) >= 50
+    for path in ALL_FIXTURES:
+        body = path.read_bytes()
+        headers = signing.github(
+            body, path.parent.name, delivery=f"d-{path.parent.name}-{path.stem}"
+        )
+        first = http.post("/webhooks/github", content=body, headers=headers)
+        assert first.status_code == 202, (path, first.text)
+        again = http.post("/webhooks/github", content=body, headers=headers)
+        assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    rows = store.inbox_events(limit=1000)
+    assert len(rows) == len(ALL_FIXTURES) == len(notify.calls)
+    assert {r.kind for r in rows} >= {"pull_request.opened", "issues.edited", "ping", "push"}
+
+
+def test_same_delivery_five_times_is_one_event(receiver):
+    http, store, notify = receiver
+    body = (FIXTURES / "pull_request" / "synchronize.payload.json").read_bytes()
+    headers = signing.github(body, "pull_request", delivery="same-delivery")
+    codes = [
+        http.post("/webhooks/github", content=body, headers=headers).status_code for _ in range(5)
+    ]
+    assert codes == [202, 200, 200, 200, 200]
+    assert len(store.inbox_events()) == 1 and len(notify.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda h: h.pop("X-Hub-Signature-256"), "github signature missing or invalid"),
+        (
+            lambda h: h.update({"X-Hub-Signature-256": "sha256=" + "0" * 64}),
+            "github signature missing or invalid",
+        ),
+        (
+            lambda h: h.update({"X-Hub-Signature-256": "garbage"}),
+            "github signature missing or invalid",
+        ),
+    ],
+)
+def test_forged_or_unsigned_github_is_refused_and_not_stored(receiver, mutate, reason):
+    http, store, notify = receiver
+    body = (
+        (FIXTURES / "ping" / "payload.json").read_bytes()
+        if (FIXTURES / "ping" / "payload.json").exists()
+        else b"{}"
+    )
+    headers = signing.github(body, "ping")
+    mutate(headers)
+    answer = http.post("/webhooks/github", content=body, headers=headers)
+    assert (answer.status_code, answer.json()) == (401, {"error": reason})
+    assert store.inbox_events() == [] and notify.calls == []
+
+
+def test_body_signed_with_another_secret_is_refused(receiver):
+    http, store, _ = receiver
+    body = b'{"zen": "hi"}'
+    answer = http.post(
+        "/webhooks/github", content=body, headers=signing.github(body, "ping", secret="wrong")
+    )
+    assert answer.status_code == 401 and store.inbox_events() == []
+
+
+def test_malformed_json_is_a_400_with_a_reason(receiver):
+    http, store, _ = receiver
+    body = b'{"action": "opened",'
+    answer = http.post("/webhooks/github", content=body, headers=signing.github(body, "issues"))
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("malformed JSON")
+    assert store.inbox_events() == []
+
+
+def test_missing_delivery_header_is_a_400(receiver):
+    http, _store, _ = receiver
+    body = b"{}"
+    headers = signing.github(body, "ping")
+    del headers["X-GitHub-Delivery"]
+    answer = http.post("/webhooks/github", content=body, headers=headers)
+    assert (answer.status_code, answer.json()["error"]) == (400, "missing header x-github-delivery")
+
+
+def test_oversized_body_is_refused_unread(receiver):
+    http, store, _ = receiver
+    body = b'{"pad": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+    answer = http.post("/webhooks/github", content=body, headers=signing.github(body, "push"))
+    assert answer.status_code == 413 and "limit" in answer.json()["error"]
+    assert store.inbox_events() == []
+
+
+def test_unconfigured_source_answers_503_and_says_what_to_set(store, caplog):
+    app = create_app(settings(mlflow_webhook_secret=None), store)
+    body = json.dumps({"entity": "model_version", "action": "created", "data": {}}).encode()
+    with serving(app) as base, client(base) as http, caplog.at_level(logging.WARNING):
+        answer = http.post("/webhooks/mlflow", content=body, headers=signing.mlflow(body))
+    assert answer.status_code == 503
+    assert "PHASEGATE_MLFLOW_WEBHOOK_SECRET" in answer.json()["error"]
+    assert "PHASEGATE_MLFLOW_WEBHOOK_SECRET is not set" in caplog.text
+    assert store.inbox_events() == []
+
+
+def test_mlflow_signature_and_replay_window(receiver):
+    http, store, _ = receiver
+    body = json.dumps(
+        {
+            "entity": "model_version",
+            "action": "created",
+            "timestamp": "2026-11-20T10:00:00+00:00",
+            "data": {"name": "churn-classifier", "version": "4", "run_id": None},
+        }
+    ).encode()
+    ok = http.post("/webhooks/mlflow", content=body, headers=signing.mlflow(body, delivery="m-1"))
+    assert ok.status_code == 202
+    stale = http.post(
+        "/webhooks/mlflow", content=body, headers=signing.mlflow(body, stamp=int(time.time()) - 600)
+    )
+    forged = signing.mlflow(body)
+    forged["X-MLflow-Signature"] = "v1,AAAA"
+    assert stale.status_code == 401
+    assert http.post("/webhooks/mlflow", content=body, headers=forged).status_code == 401
+    [row] = store.inbox_events()
+    assert (row.source, row.delivery_id, row.kind) == ("mlflow", "m-1", "model_version.created")
+
+
+def test_alerts_need_the_bearer_token_and_repeats_dedupe(receiver):
+    http, store, _ = receiver
+    body = json.dumps(signing.alertmanager()).encode()
+    assert (
+        http.post("/webhooks/alerts", content=body, headers=signing.alerts("nope")).status_code
+        == 401
+    )
+    assert (
+        http.post(
+            "/webhooks/alerts", content=body, headers={"Content-Type": "application/json"}
+        ).status_code
+        == 401
+    )
+    assert http.post("/webhooks/alerts", content=body, headers=signing.alerts()).status_code == 202
+    assert http.post("/webhooks/alerts", content=body, headers=signing.alerts()).status_code == 200
+    resolved = json.dumps(signing.alertmanager(status="resolved")).encode()
+    assert (
+        http.post("/webhooks/alerts", content=resolved, headers=signing.alerts()).status_code == 202
+    )
+    assert [r.kind for r in store.inbox_events()] == ["alert.firing", "alert.resolved"]
+
+
+def test_slack_answers_fast_and_refuses_stale_or_forged(receiver):
+    http, store, _ = receiver
+    body = signing.slack_body(
+        {
+            "type": "block_actions",
+            "trigger_id": "t1",
+            "actions": [
+                {
+                    "action_id": "approve",
+                    "action_ts": "1700000000.1",
+                    "value": '{"project": "churn-model"}',
+                }
+            ],
+        }
+    )
+    started = time.monotonic()
+    ok = http.post("/slack/interactions", content=body, headers=signing.slack(body))
+    assert ok.status_code == 200 and ok.content == b""
+    assert time.monotonic() - started < 3
+    stale = http.post(
+        "/slack/interactions",
+        content=body,
+        headers=signing.slack(body, stamp=int(time.time()) - 301),
+    )
+    assert stale.status_code == 401
+    forged = signing.slack(body, secret="other")
+    assert http.post("/slack/interactions", content=body, headers=forged).status_code == 401
+    junk = b"payload=%7Bnot-json"
+    assert (
+        http.post("/slack/interactions", content=junk, headers=signing.slack(junk)).status_code
+        == 400
+    )
+    [row] = store.inbox_events()
+    assert (row.kind, row.delivery_id) == ("slack.block_actions", "slack-1700000000.1-t1")
+
+
+def test_secrets_never_reach_the_log(receiver, caplog):
+    http, _, _ = receiver
+    with caplog.at_level(logging.DEBUG):
+        body = b'{"zen": "x"}'
+        http.post(
+            "/webhooks/github", content=body, headers=signing.github(body, "ping", secret="wrong")
+        )
+        http.post("/webhooks/alerts", content=b"{}", headers=signing.alerts("nope"))
+        http.post("/webhooks/github", content=body, headers=signing.github(body, "ping"))
+    for secret in (signing.GITHUB_SECRET, signing.ALERTS_TOKEN, "nope"):
+        assert secret not in caplog.text
+    assert "rejected a github request" in caplog.text
+
+
+def test_healthz_reports_pending_events(receiver):
+    http, _, _ = receiver
+    body = b'{"zen": "x"}'
+    http.post("/webhooks/github", content=body, headers=signing.github(body, "ping"))
+    assert http.get("/healthz").json() == {"status": "ok", "inbox": {"pending": 1}}
+
+
+def test_store_failure_is_a_503_not_a_500(tmp_path):
+    broken = Store(f"sqlite:///{tmp_path / 'never-migrated.db'}")  # no tables
+    body = b'{"zen": "x"}'
+    with serving(create_app(settings(), broken)) as base, client(base) as http:
+        answer = http.post("/webhooks/github", content=body, headers=signing.github(body, "ping"))
+    assert answer.status_code == 503 and "retry" in answer.json()["error"]
