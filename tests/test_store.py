@@ -7,6 +7,7 @@ as separate processes would.
 """
 
 import os
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,12 +17,12 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, delete, func, inspect, select, text, update
+from sqlalchemy import create_engine, delete, event, func, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from gates.records import Approval, Waiver
-from gates.store import AuditRow, Store, UnknownProjectError
+from gates.store import AuditRow, OutboxRow, Store, UnknownProjectError
 from gates.store.audit import GENESIS, chain_hash, jsonable, verify_chain
 from gates.store.tables import ALEMBIC_VERSION_TABLE, metadata
 
@@ -161,6 +162,26 @@ def test_relative_sqlite_url_from_any_cwd_uses_wal(tmp_path, monkeypatch) -> Non
     assert (tmp_path / "relative.db").is_file()
 
 
+def test_a_new_sqlite_file_waits_for_a_writer_before_turning_wal(tmp_path) -> None:
+    """Converting a file to WAL needs an exclusive lock, which SQLite refuses at once (its busy
+    timeout does not apply) while another connection writes: two processes creating the store."""
+    path = tmp_path / "store.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, writer.execute, ["COMMIT"])
+    release.start()
+    store = Store(f"sqlite:///{path}")
+    try:
+        store.migrate()
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        release.join()
+        writer.close()
+        store.dispose()
+
+
 def test_datetimes_come_back_as_the_same_instant_in_utc(store: Store) -> None:
     berlin = datetime(2025, 3, 1, 10, 30, 15, 123456, tzinfo=timezone(timedelta(hours=1)))
     store.ensure_project("p", "framing", berlin)
@@ -249,6 +270,53 @@ def test_failed_transition_changes_nothing(store: Store) -> None:
     assert len(store.audit_log()) == audit_rows
 
 
+def test_regressions_remember_their_rule(store: Store) -> None:
+    store.ensure_project("churn", "operation", T0)
+    store.ensure_project("fraud", "operation", T0)
+    assert store.last_regressions("churn") == {}
+
+    def move(project: str, kind: str, minutes: int, rule: str | None = None):
+        return store.transition(
+            project=project,
+            to_phase="model-development" if kind == "regress" else "operation",
+            kind=kind,
+            reason=f"{kind} {rule}",
+            evaluation_id=None,
+            at=T0 + timedelta(minutes=minutes),
+            rule=rule,
+        )
+
+    move("churn", "regress", 10, "drift")
+    move("churn", "advance", 20)
+    move("churn", "regress", 30, "drift")
+    move("churn", "advance", 35)
+    move("churn", "regress", 40, "quality")
+    move("fraud", "regress", 50, "drift")
+
+    last = store.last_regressions("churn")
+    assert last == {"drift": T0 + timedelta(minutes=30), "quality": T0 + timedelta(minutes=40)}
+    assert {at.utcoffset() for at in last.values()} == {timedelta(0)}
+    assert store.last_regressions("fraud") == {"drift": T0 + timedelta(minutes=50)}
+    assert [t.rule for t in store.transitions("churn")] == [
+        None,
+        "drift",
+        None,
+        "drift",
+        None,
+        "quality",
+    ]
+    latest = store.audit_log(limit=1)[0]
+    assert (latest.action, latest.subject, latest.data["rule"]) == (
+        "transition.regress",
+        "fraud",
+        "drift",
+    )
+
+    with pytest.raises(ValueError, match="only a regression has a rule"):
+        move("churn", "advance", 60, "drift")
+    assert len(store.transitions("churn")) == 6
+
+
 def test_last_evaluations_are_the_latest_per_gate(store: Store) -> None:
     store.ensure_project("churn", "framing", T0)
 
@@ -287,45 +355,49 @@ def test_last_evaluations_are_the_latest_per_gate(store: Store) -> None:
 # -- approvals and waivers ----------------------------------------------------------------------
 
 
-def test_approvals_are_idempotent(store: Store) -> None:
+def approve(
+    store: Store,
+    decision: str = "approve",
+    digest: str | None = "g1",
+    minutes: int = 0,
+    *,
+    gate: str = "problem-framed",
+    reason: str = "looks right",
+    source: str = "slack",
+):
+    return store.add_approval(
+        project="churn",
+        gate=gate,
+        person="bo",
+        decision=decision,
+        digest=digest,
+        reason=reason,
+        source=source,
+        at=T0 + timedelta(minutes=minutes),
+    )
+
+
+def approval_actions(store: Store) -> list[str]:
+    return [row.action for row in reversed(store.audit_log()) if row.action.startswith("approval")]
+
+
+def test_a_repeated_click_writes_nothing(store: Store) -> None:
     store.ensure_project("churn", "framing", T0)
 
-    def approve(decision: str = "approve", digest: str | None = "g1", minutes: int = 0):
-        return store.add_approval(
-            project="churn",
-            gate="problem-framed",
-            person="bo",
-            decision=decision,
-            digest=digest,
-            reason="looks right",
-            source="slack",
-            at=T0 + timedelta(minutes=minutes),
-        )
-
-    first, created = approve()
-    again, created_again = approve(minutes=1)
+    first, created = approve(store)
+    again, created_again = approve(store, minutes=1, reason="clicked twice")
     assert (created, created_again) == (True, False)
-    assert again.id == first.id and again.at == T0
+    assert (again.id, again.at, again.reason) == (first.id, T0, "looks right")
 
-    unbound = [approve(digest=None)[1] for _ in range(3)]
+    unbound = [approve(store, digest=None)[1] for _ in range(3)]
     assert unbound == [True, False, False]
-    assert approve(decision="reject", minutes=5)[1] is True
 
     assert store.approvals("churn", "problem-framed") == [
         Approval(person="bo", decision="approve", digest="g1", at=T0, reason="looks right"),
         Approval(person="bo", decision="approve", digest=None, at=T0, reason="looks right"),
-        Approval(
-            person="bo",
-            decision="reject",
-            digest="g1",
-            at=T0 + timedelta(minutes=5),
-            reason="looks right",
-        ),
     ]
     assert store.approvals("churn", "other-gate") == []
-    actions = [row.action for row in store.audit_log()]
-    assert actions.count("approval.approve") == 2
-    assert actions.count("approval.reject") == 1
+    assert approval_actions(store) == ["approval.approve", "approval.approve"]
 
     with pytest.raises(UnknownProjectError):
         store.add_approval(
@@ -338,6 +410,89 @@ def test_approvals_are_idempotent(store: Store) -> None:
             source="cli",
             at=T0,
         )
+
+
+def test_a_change_of_mind_replaces_the_decision_and_is_audited(store: Store) -> None:
+    store.ensure_project("churn", "framing", T0)
+    first, _ = approve(store)
+
+    changed, written = approve(store, "reject", minutes=5, reason="metric is wrong", source="cli")
+    assert written is True
+    assert changed.id == first.id
+    assert (changed.decision, changed.reason, changed.source, changed.at) == (
+        "reject",
+        "metric is wrong",
+        "cli",
+        T0 + timedelta(minutes=5),
+    )
+    assert approve(store, "reject", minutes=6)[1] is False  # the reject clicked twice
+    assert store.approvals("churn", "problem-framed") == [
+        Approval(
+            person="bo",
+            decision="reject",
+            digest="g1",
+            at=T0 + timedelta(minutes=5),
+            reason="metric is wrong",
+        )
+    ]
+
+    back, written = approve(store, "approve", minutes=9, reason="fixed")
+    assert (written, back.id, back.decision) == (True, first.id, "approve")
+    assert [a.decision for a in store.approvals("churn", "problem-framed")] == ["approve"]
+
+    assert approval_actions(store) == ["approval.approve", "approval.changed", "approval.changed"]
+    latest = store.audit_log(limit=1)[0]
+    assert (latest.actor, latest.subject) == ("bo", "churn/problem-framed")
+    assert {k: latest.data[k] for k in ("approval_id", "from", "to", "reason")} == {
+        "approval_id": first.id,
+        "from": "reject",
+        "to": "approve",
+        "reason": "fixed",
+    }
+    assert store.verify_audit().ok
+
+
+def test_a_decision_on_other_evidence_or_made_earlier_changes_nothing(store: Store) -> None:
+    store.ensure_project("churn", "framing", T0)
+    approve(store, minutes=10)
+
+    # New evidence is a new question: its own row, the old one untouched.
+    assert approve(store, "reject", digest="g2", minutes=11)[1] is True
+    # A click made before the stored one but processed after it (another worker) is stale.
+    stale, written = approve(store, "reject", minutes=5)
+    assert (written, stale.decision, stale.at) == (False, "approve", T0 + timedelta(minutes=10))
+
+    assert [(a.digest, a.decision) for a in store.approvals("churn", "problem-framed")] == [
+        ("g1", "approve"),
+        ("g2", "reject"),
+    ]
+    assert approval_actions(store) == ["approval.approve", "approval.reject"]
+
+
+def test_simultaneous_opposite_decisions_are_both_applied(
+    new_store: Callable[[], Store],
+) -> None:
+    """Whichever insert wins the race, the loser's decision replaces it instead of vanishing."""
+    new_store().migrate()
+    clickers = [new_store(), new_store()]
+    clickers[0].ensure_project("churn", "framing", T0)
+
+    for round_ in range(10):
+        gate = f"gate-{round_}"
+        results = run_concurrently(
+            [
+                lambda c=c, d=d, g=gate: approve(c, d, gate=g)
+                for c, d in zip(clickers, ["approve", "reject"], strict=True)
+            ]
+        )
+        assert [written for _, written in results] == [True, True]
+        assert [row.decision for row, _ in results] == ["approve", "reject"]
+        [stored] = clickers[0].approvals("churn", gate)
+        assert stored.decision in {"approve", "reject"}
+
+    actions = approval_actions(clickers[0])
+    assert len(actions) == 20 and actions.count("approval.changed") == 10
+    assert clickers[0].verify_audit().ok
 
 
 def test_waivers_round_trip(store: Store) -> None:
@@ -420,6 +575,60 @@ def test_claimers_never_get_the_same_event(new_store: Callable[[], Store]) -> No
     assert {(e.status, e.attempts) for e in events} == {("processing", 1)}
 
 
+def test_inbox_lookups_filters_and_counts(store: Store) -> None:
+    assert store.inbox_counts() == {}
+    first, _ = add_event(store, "d-1")
+    second, _ = add_event(store, "d-2")
+    mlflow, _ = store.add_inbox_event(
+        source="mlflow", delivery_id="d-1", kind="model_version", payload={}, received_at=T0
+    )
+    store.claim_inbox_events(1)
+    store.finish_inbox_event(first.id, "failed", error="boom")
+
+    found = store.inbox_event(first.id)
+    assert (found.delivery_id, found.status, found.error) == ("d-1", "failed", "boom")
+    assert store.inbox_event(999) is None
+    assert [e.id for e in store.inbox_events(source="github")] == [first.id, second.id]
+    assert [e.id for e in store.inbox_events("pending", source="github")] == [second.id]
+    assert [e.id for e in store.inbox_events(source="mlflow")] == [mlflow.id]
+    assert store.inbox_events(source="slack") == []
+
+    statements: list[str] = []
+
+    def remember(_conn, _cursor, statement: str, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", remember)
+    try:
+        assert store.inbox_counts() == {"failed": 1, "pending": 2}
+    finally:
+        event.remove(store.engine, "before_cursor_execute", remember)
+    [counted] = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert "GROUP BY" in counted.upper()  # counted by the database, no rows loaded
+
+
+def test_failed_inbox_events_are_retried_up_to_the_attempt_limit(store: Store) -> None:
+    failing, flaky, done, busy = (add_event(store, f"d-{n}")[0] for n in range(4))
+    store.claim_inbox_events(10)
+    store.finish_inbox_event(failing.id, "failed", error="boom")
+    store.finish_inbox_event(flaky.id, "failed", error="timeout")
+    store.finish_inbox_event(done.id, "done")
+
+    assert store.retry_failed_inbox(max_attempts=2) == 2
+    retried = store.inbox_event(failing.id)
+    assert (retried.status, retried.attempts, retried.error) == ("pending", 1, "boom")
+    assert store.inbox_event(done.id).status == "done"
+    assert store.inbox_event(busy.id).status == "processing"
+
+    assert [e.id for e in store.claim_inbox_events(10)] == [failing.id, flaky.id]
+    store.finish_inbox_event(failing.id, "failed", error="boom again")
+    store.finish_inbox_event(flaky.id, "done")
+    assert store.retry_failed_inbox(max_attempts=2) == 0  # two attempts spent
+    assert store.inbox_event(failing.id).status == "failed"
+    assert store.retry_failed_inbox(max_attempts=3) == 1
+    assert store.inbox_counts() == {"pending": 1, "done": 2, "processing": 1}
+
+
 def test_finished_and_abandoned_inbox_events(store: Store) -> None:
     done, _ = add_event(store, "d-1")
     stuck, _ = add_event(store, "d-2")
@@ -452,12 +661,81 @@ def test_outbox_is_idempotent_and_keeps_the_external_id(store: Store) -> None:
 
     retry = store.finish_outbox(row.id, "pending", external_id="4242", error="502 from GitHub")
     assert (retry.status, retry.attempts, retry.external_id) == ("pending", 1, "4242")
+    assert retry.not_before is not None  # no retry_after: due at once
     assert [r.external_id for r in store.pending_outbox()] == ["4242"]
 
     done = store.finish_outbox(row.id, "done")
     assert (done.status, done.attempts, done.external_id) == ("done", 2, "4242")
     assert done.last_error is None and done.done_at is not None
     assert store.pending_outbox() == []
+
+
+def enqueue(store: Store, key: str) -> OutboxRow:
+    return store.enqueue_outbox(idempotency_key=key, kind="check_run", payload={"key": key})[0]
+
+
+def test_outbox_workers_never_claim_the_same_row(new_store: Callable[[], Store]) -> None:
+    new_store().migrate()
+    workers = [new_store(), new_store()]
+    ids = {enqueue(workers[0], f"k-{n}").id for n in range(60)}
+
+    def drain(store: Store) -> list[int]:
+        claimed: list[int] = []
+        while batch := store.claim_outbox(3):
+            claimed.extend(row.id for row in batch)
+        return claimed
+
+    first, second = run_concurrently([lambda w=w: drain(w) for w in workers])
+
+    assert sorted(first + second) == sorted(ids)  # each side effect exactly once
+    assert workers[0].pending_outbox() == []
+    with workers[0].engine.connect() as connection:
+        states = connection.execute(
+            select(OutboxRow.status, OutboxRow.attempts, OutboxRow.claimed_at.is_(None)).distinct()
+        )
+        assert states.all() == [("processing", 0, False)]
+
+
+def test_outbox_retry_waits_for_not_before(store: Store) -> None:
+    row, other = enqueue(store, "k-1"), enqueue(store, "k-2")
+    now = datetime.now(UTC)
+    claimed = store.claim_outbox(10, now=now)
+    assert [(r.id, r.status, r.claimed_at) for r in claimed] == [
+        (row.id, "processing", now),
+        (other.id, "processing", now),
+    ]
+    assert store.claim_outbox(10, now=now) == []  # claimed rows are nobody else's
+    assert store.pending_outbox() == []
+
+    retry = store.finish_outbox(
+        row.id, "pending", external_id="4242", error="429", retry_after=timedelta(minutes=5)
+    )
+    assert (retry.status, retry.attempts, retry.claimed_at) == ("pending", 1, None)
+    assert (
+        now + timedelta(minutes=5) <= retry.not_before <= datetime.now(UTC) + timedelta(minutes=5)
+    )
+    assert [r.id for r in store.pending_outbox()] == [row.id]  # listed while it waits
+
+    assert store.claim_outbox(10, now=now + timedelta(minutes=4)) == []
+    [again] = store.claim_outbox(10, now=retry.not_before)
+    assert (again.id, again.external_id, again.attempts) == (row.id, "4242", 1)
+
+
+def test_outbox_rows_of_a_dead_worker_are_reclaimed(store: Store) -> None:
+    row = enqueue(store, "k-1")
+    store.claim_outbox(10, now=T0)
+    stuck = timedelta(minutes=5)
+
+    assert store.claim_outbox(10, reclaim_after=stuck, now=T0 + timedelta(minutes=4)) == []
+    [again] = store.claim_outbox(10, reclaim_after=stuck, now=T0 + timedelta(minutes=6))
+    assert (again.id, again.claimed_at) == (row.id, T0 + timedelta(minutes=6))
+
+    failed = store.finish_outbox(row.id, "failed", error="422", retry_after=timedelta(minutes=1))
+    assert (failed.status, failed.claimed_at, failed.not_before) == ("failed", None, None)
+    assert store.claim_outbox(10, reclaim_after=timedelta(0), now=T0 + timedelta(days=1)) == []
+
+    with pytest.raises(ValueError, match="not 'processing'"):
+        store.finish_outbox(row.id, "processing")  # type: ignore[arg-type]
 
 
 # -- audit log ----------------------------------------------------------------------------------

@@ -2,19 +2,33 @@
 
 Several processes share it (the webhook receiver, flow runs, the CLI), so every method is one
 short transaction, every "create" is idempotent by a unique key, and everything that must be
-serial (the audit chain, claiming inbox events, migrating) is serialised by the database itself.
+serial (the audit chain, claiming inbox events and outbox rows, migrating) is serialised by the
+database itself.
 """
 
 import hashlib
 import os
+import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, and_, event, func, or_, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    event,
+    func,
+    or_,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, create_engine, select
@@ -29,8 +43,8 @@ from gates.store.tables import (
     EvaluationRow,
     InboxEventRow,
     InboxStatus,
+    OutboxOutcome,
     OutboxRow,
-    OutboxStatus,
     ProjectRow,
     TransitionKind,
     TransitionRow,
@@ -38,6 +52,7 @@ from gates.store.tables import (
 )
 
 T = TypeVar("T")
+Claimable = TypeVar("Claimable", InboxEventRow, OutboxRow)
 
 ENGINE_ACTOR = "phasegate"
 """Audit actor for what the engine does on its own (registering a project, moving a phase)."""
@@ -105,15 +120,35 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        _enable_wal(dbapi_connection, SQLITE_BUSY_TIMEOUT_S)
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(_WRITE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _enable_wal(dbapi_connection: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch the file to WAL, waiting out other connections like the busy timeout would.
+
+    Converting a file that is not WAL yet needs an exclusive lock, and SQLite reports "database
+    is locked" at once, without its busy handler, while another connection holds a write lock
+    (two processes migrating a new file at the same time). Once the file is WAL the pragma is a
+    no-op that never waits.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = 0.001
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 class Store:
@@ -163,25 +198,36 @@ class Store:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     def _create_once(
-        self, find: Callable[[Session], T | None], create: Callable[[Session], T]
+        self,
+        find: Callable[[Session], T | None],
+        create: Callable[[Session], T],
+        revise: Callable[[Session, T], bool] | None = None,
     ) -> tuple[T, bool]:
-        """Create a row unless its unique key exists; return it and whether it is new.
+        """Create a row unless its unique key exists; return it and whether anything was written.
+
+        An existing row goes to ``revise`` (when given) in the same write transaction, locked if
+        ``find`` locks it; it updates the row if it must and says whether it did.
 
         The look-up spares the common repeat an insert. A concurrent creator can still slip in
-        between, and then the unique constraint fails our insert and we return the winner's row.
+        between, and then the unique constraint fails our insert. The second pass finds the
+        winner's row and revises it in turn, so our change is applied after theirs, not lost.
         """
+
+        def existing_row(session: Session, row: T) -> tuple[T, bool]:
+            return row, revise is not None and revise(session, row)
+
         try:
             with self._transaction(write=True) as session:
                 existing = find(session)
                 if existing is not None:
-                    return existing, False
+                    return existing_row(session, existing)
                 return create(session), True
         except IntegrityError:
-            with self._transaction(write=False) as session:
+            with self._transaction(write=revise is not None) as session:
                 existing = find(session)
-            if existing is None:
-                raise
-            return existing, False
+                if existing is None:
+                    raise
+                return existing_row(session, existing)
 
     @staticmethod
     def _project(session: Session, key: str, *, lock: bool = False) -> ProjectRow:
@@ -247,12 +293,15 @@ class Store:
         reason: str,
         evaluation_id: int | None,
         at: datetime,
+        rule: str | None = None,
     ) -> TransitionRow:
-        """Move a project to another phase.
+        """Move a project to another phase; a regression names the ``rule`` that caused it.
 
         The phase, the history row and the audit row commit together, and the project row is
         locked meanwhile: two flows deciding at once cannot both record a move from the same phase.
         """
+        if rule is not None and kind != "regress":
+            raise ValueError(f"only a regression has a rule; a {kind} transition got {rule!r}")
         with self._transaction(write=True) as session:
             row = self._project(session, project, lock=True)
             return self._move(
@@ -264,6 +313,7 @@ class Store:
                 evaluation_id=evaluation_id,
                 at=at,
                 from_phase=row.phase,
+                rule=rule,
             )
 
     def _move(
@@ -277,6 +327,7 @@ class Store:
         evaluation_id: int | None,
         at: datetime,
         from_phase: str | None,
+        rule: str | None = None,
     ) -> TransitionRow:
         project.phase = to_phase
         project.updated_at = at
@@ -287,6 +338,7 @@ class Store:
             kind=kind,
             reason=reason,
             evaluation_id=evaluation_id,
+            rule=rule,
             at=at,
         )
         session.add(transition)
@@ -302,6 +354,7 @@ class Store:
                 "to_phase": to_phase,
                 "reason": reason,
                 "evaluation_id": evaluation_id,
+                "rule": rule,
             },
             at=at,
         )
@@ -316,6 +369,20 @@ class Store:
         )
         with self._transaction(write=False) as session:
             return list(session.exec(statement))
+
+    def last_regressions(self, project: str) -> dict[str, datetime]:
+        """When each regression rule last sent the project back.
+
+        A rule's hold-down reads this, so a flapping alert does not bounce the project between
+        phases or page its owners on every flap.
+        """
+        statement = (
+            select(TransitionRow.rule, func.max(col(TransitionRow.at)))
+            .where(TransitionRow.project == project, col(TransitionRow.rule).is_not(None))
+            .group_by(col(TransitionRow.rule))
+        )
+        with self._transaction(write=False) as session:
+            return {rule: at for rule, at in session.exec(statement) if rule is not None}
 
     # -- evaluations ------------------------------------------------------------------------
 
@@ -416,17 +483,27 @@ class Store:
         source: str,
         at: datetime,
     ) -> tuple[ApprovalRow, bool]:
-        """Record a decision once: a repeated click or redelivered action returns the first one
-        (and False), so the audit log and the Slack thread see it once."""
+        """Record a person's decision on the evidence ``digest``; return the row and whether it
+        was written.
+
+        A repeated click or redelivered action finds the same decision stored and writes nothing
+        (False), so the audit log and the Slack thread see it once. The opposite decision is a
+        change of mind: it replaces the stored one (True) and the audit log keeps both as
+        ``approval.changed``. A decision made before the stored one (``at`` earlier: two clicks
+        processed out of order) does not override it and writes nothing.
+        """
         stored_digest = NO_DIGEST if digest is None else digest
 
         def find(session: Session) -> ApprovalRow | None:
-            statement = select(ApprovalRow).where(
-                ApprovalRow.project == project,
-                ApprovalRow.gate == gate,
-                ApprovalRow.person == person,
-                ApprovalRow.decision == decision,
-                ApprovalRow.digest == stored_digest,
+            statement = (
+                select(ApprovalRow)
+                .where(
+                    ApprovalRow.project == project,
+                    ApprovalRow.gate == gate,
+                    ApprovalRow.person == person,
+                    ApprovalRow.digest == stored_digest,
+                )
+                .with_for_update()
             )
             return session.exec(statement).first()
 
@@ -459,7 +536,32 @@ class Store:
             )
             return approval
 
-        return self._create_once(find, create)
+        def revise(session: Session, approval: ApprovalRow) -> bool:
+            if approval.decision == decision or as_utc(at) < approval.at:
+                return False
+            previous = approval.decision
+            approval.decision = decision
+            approval.reason = reason
+            approval.source = source
+            approval.at = at
+            self._append_audit(
+                session,
+                actor=person,
+                action="approval.changed",
+                subject=f"{project}/{gate}",
+                data={
+                    "approval_id": approval.id,
+                    "from": previous,
+                    "to": decision,
+                    "digest": digest,
+                    "reason": reason,
+                    "source": source,
+                },
+                at=at,
+            )
+            return True
+
+        return self._create_once(find, create, revise)
 
     def approvals(self, project: str, gate: str) -> list[Approval]:
         """A gate's decisions, oldest first, in the form the evaluator takes."""
@@ -575,50 +677,109 @@ class Store:
 
         return self._create_once(find, create)
 
+    def inbox_event(self, event_id: int) -> InboxEventRow | None:
+        """One inbox event by id, or None."""
+        with self._transaction(write=False) as session:
+            return session.get(InboxEventRow, event_id)
+
     def inbox_events(
-        self, status: InboxStatus | None = None, limit: int = 100
+        self,
+        status: InboxStatus | None = None,
+        limit: int = 100,
+        *,
+        source: str | None = None,
     ) -> list[InboxEventRow]:
-        """Inbox events in arrival order, optionally only those with one status."""
+        """Inbox events in arrival order, optionally only those with one status or one sender."""
         statement = select(InboxEventRow)
         if status is not None:
             statement = statement.where(InboxEventRow.status == status)
+        if source is not None:
+            statement = statement.where(InboxEventRow.source == source)
         statement = statement.order_by(col(InboxEventRow.id)).limit(limit)
         with self._transaction(write=False) as session:
             return list(session.exec(statement))
 
-    def claim_inbox_events(
-        self, limit: int, *, reclaim_after: timedelta | None = None
-    ) -> list[InboxEventRow]:
-        """Take up to ``limit`` pending events for processing, oldest first.
+    def inbox_counts(self) -> dict[str, int]:
+        """How many inbox events have each status (statuses with none are left out).
 
-        Each event goes to one claimer only: PostgreSQL claimers skip rows another one has locked
-        (``FOR UPDATE SKIP LOCKED``), SQLite claimers take turns. With ``reclaim_after``, events
-        left ``processing`` longer than that (their worker died) are taken again.
+        Counted by the database, so the health check stays cheap however long the inbox grows.
         """
-        now = _now()
-        claimable = InboxEventRow.status == "pending"
+        statement = select(InboxEventRow.status, func.count()).group_by(col(InboxEventRow.status))
+        with self._transaction(write=False) as session:
+            return {status: count for status, count in session.exec(statement)}
+
+    def claim_inbox_events(
+        self,
+        limit: int,
+        *,
+        reclaim_after: timedelta | None = None,
+        now: datetime | None = None,
+    ) -> list[InboxEventRow]:
+        """Take up to ``limit`` pending events for processing, oldest first, each for one claimer
+        only (see :meth:`_claim`); every claim counts as an attempt."""
+        with self._transaction(write=True) as session:
+            rows = self._claim(
+                session, InboxEventRow, limit, reclaim_after=reclaim_after, now=now or _now()
+            )
+            for row in rows:
+                row.attempts += 1
+            return rows
+
+    @staticmethod
+    def _claim(
+        session: Session,
+        table: type[Claimable],
+        limit: int,
+        *,
+        reclaim_after: timedelta | None,
+        now: datetime,
+        due: ColumnElement[bool] | None = None,
+    ) -> list[Claimable]:
+        """Move up to ``limit`` claimable rows to ``processing`` at ``now``, oldest first.
+
+        Claimable are ``pending`` rows that are ``due`` and, with ``reclaim_after``, rows left
+        ``processing`` longer than that (their worker died). Each row goes to one claimer only:
+        PostgreSQL claimers skip rows another one has locked (``FOR UPDATE SKIP LOCKED``) instead
+        of waiting for them, SQLite claimers take turns on the write lock.
+        """
+        claimable = and_(col(table.status) == "pending", true() if due is None else due)
         if reclaim_after is not None:
             claimable = or_(
                 claimable,
                 and_(
-                    InboxEventRow.status == "processing",
-                    col(InboxEventRow.claimed_at) <= now - reclaim_after,
+                    col(table.status) == "processing", col(table.claimed_at) <= now - reclaim_after
                 ),
             )
         statement = (
-            select(InboxEventRow)
+            select(table)
             .where(claimable)
-            .order_by(col(InboxEventRow.id))
+            .order_by(col(table.id))
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        rows = list(session.exec(statement))
+        for row in rows:
+            row.status = "processing"
+            row.claimed_at = now
+        return rows
+
+    def retry_failed_inbox(self, max_attempts: int) -> int:
+        """Hand failed events with fewer than ``max_attempts`` attempts back for processing.
+
+        Their last error stays on the row until the next attempt ends, so a listing still says
+        why they failed. Returns how many went back.
+        """
+        statement = (
+            update(InboxEventRow)
+            .where(
+                col(InboxEventRow.status) == "failed",
+                col(InboxEventRow.attempts) < max_attempts,
+            )
+            .values(status="pending")
+            .execution_options(synchronize_session=False)
+        )
         with self._transaction(write=True) as session:
-            rows = list(session.exec(statement))
-            for row in rows:
-                row.status = "processing"
-                row.attempts += 1
-                row.claimed_at = now
-            return rows
+            return session.exec(statement).rowcount
 
     def finish_inbox_event(
         self, event_id: int, status: InboxStatus, error: str | None = None
@@ -658,7 +819,8 @@ class Store:
         return self._create_once(find, create)
 
     def pending_outbox(self, limit: int = 100) -> list[OutboxRow]:
-        """Side effects still to perform, oldest first."""
+        """Side effects still to perform, oldest first, including retries still waiting for their
+        ``not_before``: a listing, not a claim (see :meth:`claim_outbox`)."""
         statement = (
             select(OutboxRow)
             .where(OutboxRow.status == "pending")
@@ -668,27 +830,55 @@ class Store:
         with self._transaction(write=False) as session:
             return list(session.exec(statement))
 
+    def claim_outbox(
+        self,
+        limit: int,
+        *,
+        reclaim_after: timedelta | None = None,
+        now: datetime | None = None,
+    ) -> list[OutboxRow]:
+        """Take up to ``limit`` due side effects to perform, oldest first, each for one worker
+        only (see :meth:`_claim`).
+
+        Due are ``pending`` rows whose ``not_before`` has passed (or is unset). Attempts are
+        counted when they finish (:meth:`finish_outbox`).
+        """
+        now = now or _now()
+        due = or_(col(OutboxRow.not_before).is_(None), col(OutboxRow.not_before) <= now)
+        with self._transaction(write=True) as session:
+            return self._claim(
+                session, OutboxRow, limit, reclaim_after=reclaim_after, now=now, due=due
+            )
+
     def finish_outbox(
         self,
         outbox_id: int,
-        status: OutboxStatus,
+        status: OutboxOutcome,
         external_id: str | None = None,
         error: str | None = None,
+        retry_after: timedelta | None = None,
     ) -> OutboxRow:
-        """Record an attempt: ``done``, ``failed`` for good, or still ``pending`` to retry.
+        """Record an attempt and end its claim: ``done``, ``failed`` for good, or ``pending`` to
+        be claimed again ``retry_after`` from now (at once if None; ignored for other statuses).
 
-        Pass ``external_id`` as soon as the outside object exists (even while still pending) so
-        the next attempt updates it rather than creating another.
+        Pass ``external_id`` as soon as the outside object exists (even on a retry) so the next
+        attempt updates it rather than creating another.
         """
+        if status not in get_args(OutboxOutcome):
+            raise ValueError(f"an outbox attempt ends done, failed or pending, not {status!r}")
+        now = _now()
         with self._transaction(write=True) as session:
             row = self._row(session, OutboxRow, outbox_id)
             row.status = status
             row.attempts += 1
             row.last_error = error
+            row.claimed_at = None
             if external_id is not None:
                 row.external_id = external_id
+            if status == "pending":
+                row.not_before = now + (retry_after or timedelta(0))
             if status == "done":
-                row.done_at = _now()
+                row.done_at = now
             return row
 
     # -- audit ------------------------------------------------------------------------------

@@ -20,7 +20,9 @@ from gates.store.audit import as_utc
 TransitionKind = Literal["init", "advance", "regress"]
 Decision = Literal["approve", "reject"]
 InboxStatus = Literal["pending", "processing", "done", "failed", "ignored"]
-OutboxStatus = Literal["pending", "done", "failed"]
+OutboxStatus = Literal["pending", "processing", "done", "failed"]
+OutboxOutcome = Literal["pending", "done", "failed"]
+"""How an attempt at a side effect ends; ``pending`` hands it back for a later retry."""
 
 ALEMBIC_VERSION_TABLE = "phasegate_alembic_version"
 """Not alembic's default name, so the store can share a database with another alembic user
@@ -128,16 +130,23 @@ class TransitionRow(StoreTable, table=True):
     kind: str
     reason: str = _text()
     evaluation_id: int | None = Field(default=None, foreign_key="evaluations.id")
+    rule: str | None = None
+    """The regression rule that sent the project back; its hold-down reads when it last did."""
     at: datetime = _at()
 
 
 class ApprovalRow(StoreTable, table=True):
-    """A person's decision on a gate; the unique key makes a repeated click a no-op."""
+    """A person's current decision on a gate, for the evidence digest they were shown.
+
+    One row per (project, gate, person, digest): a repeated click finds it unchanged, a change of
+    mind updates it (the audit log keeps the earlier decision), so a person never counts as
+    approving and rejecting the same evidence at once.
+    """
 
     __tablename__ = "approvals"
     __table_args__ = (
         UniqueConstraint(
-            "project", "gate", "person", "decision", "digest", name="uq_approvals_decision"
+            "project", "gate", "person", "digest", name="uq_approvals_project_gate_person_digest"
         ),
     )
 
@@ -194,7 +203,9 @@ class OutboxRow(StoreTable, table=True):
     """A side effect to perform exactly once in effect.
 
     ``external_id`` remembers what the first attempt created (a check run id, a Slack ``ts``) so
-    that a retry updates it instead of posting a second one.
+    that a retry updates it instead of posting a second one. A worker claims a row (``processing``
+    since ``claimed_at``) before performing it, so no two workers perform it at once; a retry
+    waits in ``pending`` until ``not_before`` (a rate limit's ``Retry-After``, a backoff).
     """
 
     __tablename__ = "outbox"
@@ -212,6 +223,8 @@ class OutboxRow(StoreTable, table=True):
     last_error: str | None = _text(default=None)
     external_id: str | None = None
     created_at: datetime = _at()
+    claimed_at: datetime | None = _at(default=None)
+    not_before: datetime | None = _at(default=None)
     done_at: datetime | None = _at(default=None)
 
 

@@ -73,6 +73,7 @@ def upgrade() -> None:
         _str("kind"),
         _text("reason"),
         sa.Column("evaluation_id", sa.Integer(), nullable=True),
+        _str("rule", nullable=True),
         _at("at"),
         sa.PrimaryKeyConstraint("id", name="pk_transitions"),
         _project_fk("transitions"),
@@ -95,7 +96,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_approvals"),
         _project_fk("approvals"),
         sa.UniqueConstraint(
-            "project", "gate", "person", "decision", "digest", name="uq_approvals_decision"
+            "project", "gate", "person", "digest", name="uq_approvals_project_gate_person_digest"
         ),
     )
     op.create_table(
@@ -140,6 +141,8 @@ def upgrade() -> None:
         _text("last_error", nullable=True),
         _str("external_id", nullable=True),
         _at("created_at"),
+        _at("claimed_at", nullable=True),
+        _at("not_before", nullable=True),
         _at("done_at", nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_outbox"),
         sa.UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
