@@ -334,12 +334,12 @@ def events(
         typer.Option(help="Only events with this status"),
     ] = None,
     source: Annotated[str | None, typer.Option(help="Only events from this sender")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest last")] = 50,
+    limit: Annotated[int, typer.Option(help="The latest this many, oldest first")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """What arrived and what became of it: the first place to look when a webhook did nothing."""
     store = _store()
-    rows = store.inbox_events(status=status, source=source, limit=limit)
+    rows = store.inbox_events(status=status, source=source, limit=limit, newest=True)
     listed = [
         {
             "id": r.id,

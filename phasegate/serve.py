@@ -51,6 +51,26 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes] | None, timeout_s: 
     raise ServeError(f"Prefect server at {url} not healthy after {timeout_s:.0f} s")
 
 
+def _nudge_when_ready(api: str, nudge: Nudge) -> None:
+    """Once process-inbox's trigger exists, nudge it: events stored while phasegate was down
+    (or while the deployments were being registered) are processed now, not at the next
+    reconcile."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            found = httpx.get(f"{api}/deployments/name/process-inbox/process-inbox", timeout=2)
+            if found.status_code == 200:
+                owner = f"prefect.deployment.{found.json()['id']}"
+                triggers = httpx.get(f"{api}/automations/related-to/{owner}", timeout=2)
+                if triggers.status_code == 200 and triggers.json():
+                    nudge(0, "phasegate", "startup")
+                    return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    log.warning("process-inbox's trigger did not appear; pending events wait for reconcile")
+
+
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
@@ -130,6 +150,7 @@ def serve(settings: Settings, host: str, port: int, prefect_port: int) -> None:
             flush=True,
         )
         signal.signal(signal.SIGTERM, _interrupt)
+        threading.Thread(target=_nudge_when_ready, args=(api, nudge), daemon=True).start()
         try:
             prefect_serve(*deployments(), print_starting_message=False)
         except KeyboardInterrupt:

@@ -197,3 +197,33 @@ def test_demo_walks_the_lifecycle(policy_copy, tmp_path):
     assert "recorded; churn-model stays in model-development" in done.stdout
     assert "churn-model is now in phase 'operation'" in done.stdout
     assert "chain intact" in done.stdout
+
+
+def test_events_lists_what_arrived_and_why_it_was_ignored(tmp_path):
+    from datetime import UTC, datetime
+
+    from gates.store import Store
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    store = Store(url)
+    store.migrate()
+    for n in range(3):
+        row, _ = store.add_inbox_event(
+            source="github",
+            delivery_id=f"d{n}",
+            kind="push",
+            payload={},
+            received_at=datetime.now(UTC),
+        )
+    store.finish_inbox_event(row.id, "ignored", "repository acme/x belongs to no project")
+    env = {"PHASEGATE_DATABASE_URL": url}
+    text = phasegate("events", "--limit", "2", cwd=tmp_path, env=env).stdout
+    assert text.splitlines()[0] == "inbox: 1 ignored, 2 pending"
+    assert [line.split()[0] for line in text.splitlines()[1:]] == ["#2", "#3"]  # the latest two
+    assert "ignored — repository acme/x belongs to no project" in text
+    ignored = json.loads(
+        phasegate("events", "--status", "ignored", "--json", cwd=tmp_path, env=env).stdout
+    )
+    assert [(e["delivery_id"], e["reason"]) for e in ignored] == [
+        ("d2", "repository acme/x belongs to no project")
+    ]

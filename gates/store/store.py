@@ -688,16 +688,20 @@ class Store:
         limit: int = 100,
         *,
         source: str | None = None,
+        newest: bool = False,
     ) -> list[InboxEventRow]:
-        """Inbox events in arrival order, optionally only those with one status or one sender."""
+        """Inbox events in arrival order, optionally only those with one status or one sender;
+        ``newest`` keeps the latest ``limit`` (still listed oldest first), as an operator wants."""
         statement = select(InboxEventRow)
         if status is not None:
             statement = statement.where(InboxEventRow.status == status)
         if source is not None:
             statement = statement.where(InboxEventRow.source == source)
-        statement = statement.order_by(col(InboxEventRow.id)).limit(limit)
+        order = col(InboxEventRow.id).desc() if newest else col(InboxEventRow.id)
+        statement = statement.order_by(order).limit(limit)
         with self._transaction(write=False) as session:
-            return list(session.exec(statement))
+            rows = list(session.exec(statement))
+        return rows[::-1] if newest else rows
 
     def inbox_counts(self) -> dict[str, int]:
         """How many inbox events have each status (statuses with none are left out).
