@@ -14,11 +14,13 @@ gate guards, and side effects are queued under idempotency keys.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from flows.decisions import record, regression
@@ -27,8 +29,18 @@ from gates.active import NoValidPolicies
 from gates.evaluate import evaluate
 from gates.events import Event, route
 from gates.evidence import ProjectEvidence, assemble
+from gates.policy import PolicySet
 from integrations.inbound import normalise
 from integrations.nudge import OUTBOX_EVENT, emit
+from integrations.sources import SourceError
+
+
+@dataclass
+class Batch:
+    """One project's share of a batch: the inbox rows and the events they carried."""
+
+    rows: list[int] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 @task(
@@ -37,17 +49,31 @@ from integrations.nudge import OUTBOX_EVENT, emit
     retry_delay_seconds=exponential_backoff(backoff_factor=1),
     cache_policy=NO_CACHE,
 )
-def collect(source: str, project: str) -> dict[str, Any]:
+def collect(source: str, projects: list[str]) -> dict[str, dict[str, Any]]:
+    """One source, every project of the batch: one task per source, not per project, because
+    each task run costs Prefect ~15 ms. A project the source cannot read fails alone (its
+    entry holds the error); a source that is down raises and is retried with backoff."""
     rt = runtime()
     chosen = next(s for s in rt.sources if s.name == source)
-    return chosen.collect(rt.policies.current.projects[project])
+    collected: dict[str, dict[str, Any]] = {}
+    for project in projects:
+        try:
+            collected[project] = {"fragment": chosen.collect(rt.policies.current.projects[project])}
+        except SourceError as exc:
+            collected[project] = {"error": f"{source}: {exc}"}
+    return collected
 
 
 @task(name="decide-project", cache_policy=NO_CACHE)
-def decide(project: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+def decide(
+    project: str, events: list[dict[str, Any]], collected: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Apply regressions, then evaluate the gate out of the project's phase (and the next one,
     while gates keep passing on the same evidence)."""
     rt, logger = runtime(), get_run_logger()
+    if errors := [c["error"] for c in collected if "error" in c]:
+        raise SourceError("; ".join(errors))
+    fragments = [c["fragment"] for c in collected]
     policies = rt.policies.current
     now = datetime.now(UTC)
     phase = rt.store.ensure_project(project, policies.lifecycle.initial_phase, now).phase
@@ -55,7 +81,6 @@ def decide(project: str, events: list[dict[str, Any]]) -> dict[str, Any]:
     if moved:
         logger.warning("%s: %s → %s (%s)", project, moved.from_phase, moved.to_phase, moved.reason)
         phase = moved.to_phase
-    fragments = [f.result() for f in [collect.submit(s.name, project) for s in rt.sources]]
     decisions = []
     for _ in policies.lifecycle.phases:
         transition = policies.lifecycle.transition_from(phase)
@@ -80,7 +105,55 @@ def decide(project: str, events: list[dict[str, Any]]) -> dict[str, Any]:
     return {"project": project, "phase": phase, "decisions": decisions}
 
 
-@flow(name="process-inbox")
+def _triage(batch: list[Any], policies: PolicySet, totals: dict[str, int]) -> dict[str, Batch]:
+    """Read and route each event; finish at once those that concern no project (with why)."""
+    rt, logger = runtime(), get_run_logger()
+    work: dict[str, Batch] = defaultdict(Batch)
+    for row in batch:
+        totals["events"] += 1
+        try:
+            events = normalise(row.source, row.kind, row.payload, row.received_at)
+        except Exception as exc:
+            rt.store.finish_inbox_event(row.id, "failed", f"unreadable {row.source} payload: {exc}")
+            totals["failed"] += 1
+            continue
+        routes = [route(policies, e) for e in events]
+        projects = {p for r in routes for p in r.projects}
+        if row.source == "slack":
+            reason = "no handler for Slack interactions is installed yet"
+        else:
+            reason = "; ".join(r.reason for r in routes) or "the delivery held no events"
+        if row.source == "slack" or not projects:
+            rt.store.finish_inbox_event(row.id, "ignored", reason)
+            logger.info("inbox #%s (%s %s) ignored: %s", row.id, row.source, row.kind, reason)
+            totals["ignored"] += 1
+            continue
+        for project in projects:
+            work[project].rows.append(row.id)
+            work[project].events += [e.model_dump(mode="json") for e in events]
+    return work
+
+
+def _decide_all(work: dict[str, Batch]) -> dict[str, str]:
+    """Collect (each source once, in parallel), then decide each project; the failures."""
+    rt, logger = runtime(), get_run_logger()
+    try:
+        futures = [collect.submit(s.name, sorted(work)) for s in rt.sources]
+        collected = [future.result() for future in futures]
+    except Exception as exc:
+        return dict.fromkeys(work, f"evidence collection failed: {exc}")
+    decisions = {p: decide.submit(p, b.events, [c[p] for c in collected]) for p, b in work.items()}
+    failures = {}
+    for project, future in decisions.items():
+        try:
+            future.result()
+        except Exception as exc:
+            logger.error("deciding %s failed: %s", project, exc)
+            failures[project] = f"{project}: {exc}"
+    return failures
+
+
+@flow(name="process-inbox", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def process_inbox(batch_size: int | None = None) -> dict[str, int]:
     rt, logger = runtime(), get_run_logger()
     for error in rt.policies.reload():
@@ -90,55 +163,21 @@ def process_inbox(batch_size: int | None = None) -> dict[str, int]:
     except NoValidPolicies as exc:
         logger.error("%s; events stay pending", exc)
         return {"events": 0}
-    size = batch_size or rt.settings.batch_size
     totals: dict[str, int] = defaultdict(int)
+    reclaim = timedelta(seconds=rt.settings.reclaim_after_s)
     while batch := rt.store.claim_inbox_events(
-        size, reclaim_after=timedelta(seconds=rt.settings.reclaim_after_s)
+        batch_size or rt.settings.batch_size, reclaim_after=reclaim
     ):
-        rows_of: dict[str, list[int]] = defaultdict(list)
-        events_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in batch:
-            totals["events"] += 1
-            try:
-                events = normalise(row.source, row.kind, row.payload, row.received_at)
-            except Exception as exc:
-                rt.store.finish_inbox_event(
-                    row.id, "failed", f"unreadable {row.source} payload: {exc}"
-                )
-                totals["failed"] += 1
-                continue
-            if row.source == "slack":
-                reason = "no handler for Slack interactions is installed yet"
-                rt.store.finish_inbox_event(row.id, "ignored", reason)
-                totals["ignored"] += 1
-                continue
-            routes = [route(policies, e) for e in events]
-            projects = {p for r in routes for p in r.projects}
-            if not projects:
-                reason = "; ".join(r.reason for r in routes) or "the delivery held no events"
-                rt.store.finish_inbox_event(row.id, "ignored", reason)
-                logger.info("inbox #%s (%s %s) ignored: %s", row.id, row.source, row.kind, reason)
-                totals["ignored"] += 1
-                continue
-            for project in projects:
-                rows_of[project].append(row.id)
-                events_of[project] += [e.model_dump(mode="json") for e in events]
-        futures = {p: decide.submit(p, events_of[p]) for p in events_of}
-        failed: dict[int, str] = {}
-        for project, future in futures.items():
-            try:
-                future.result()
-                totals["decisions"] += 1
-            except Exception as exc:
-                logger.error("deciding %s failed: %s", project, exc)
-                failed.update(dict.fromkeys(rows_of[project], f"{project}: {exc}"))
-        for row in batch:
-            if row.id in failed:  # reconcile re-drives it later, until max_attempts
-                rt.store.finish_inbox_event(row.id, "failed", failed[row.id])
-                totals["failed"] += 1
-            elif any(row.id in ids for ids in rows_of.values()):
-                rt.store.finish_inbox_event(row.id, "done")
-                totals["done"] += 1
+        work = _triage(batch, policies, totals)
+        failures = _decide_all(work) if work else {}
+        failed = {row: error for p, error in failures.items() for row in work[p].rows}
+        for row_id, error in failed.items():  # reconcile re-drives these, up to max_attempts
+            rt.store.finish_inbox_event(row_id, "failed", error)
+        routed = {row for b in work.values() for row in b.rows}
+        totals["decisions"] += len(work) - len(failures)
+        totals["done"] += rt.store.finish_inbox_events(routed - failed.keys(), "done")
+        if failed:
+            totals["failed"] += len(failed)
     logger.info("processed: %s", dict(totals))
     if totals["decisions"]:
         emit(OUTBOX_EVENT, totals["decisions"])

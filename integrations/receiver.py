@@ -230,3 +230,18 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
     app.add_api_route("/slack/interactions", slack, methods=["POST"])
     app.add_api_route("/healthz", healthz, methods=["GET"])
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The receiver alone (``uvicorn --factory``, ``phasegate receive``): for replicas behind a
+    load balancer, with the flows running on Prefect workers elsewhere."""
+    import os
+
+    from integrations.nudge import Nudge
+
+    settings = Settings()
+    store = Store(settings.database_url)
+    store.migrate()
+    if not os.environ.get("PREFECT_API_URL"):
+        log.warning("PREFECT_API_URL is not set: stored events wait for the next reconcile run")
+    return create_app(settings, store, Nudge() if os.environ.get("PREFECT_API_URL") else None)

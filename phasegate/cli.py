@@ -328,6 +328,25 @@ def serve_command(
 
 
 @app.command()
+def receive(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8787,
+    workers: Annotated[int, typer.Option(help="Receiver processes")] = 1,
+) -> None:
+    """Run only the webhook receiver (flows run elsewhere, on Prefect workers)."""
+    import uvicorn
+
+    uvicorn.run(
+        "integrations.receiver:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@app.command()
 def events(
     status: Annotated[
         Literal["pending", "processing", "done", "failed", "ignored"] | None,
@@ -377,3 +396,7 @@ def db_upgrade() -> None:
     """Apply database migrations (done automatically by every command that needs the store)."""
     _store()
     typer.echo("database is at the newest schema")
+
+
+if __name__ == "__main__":
+    app()

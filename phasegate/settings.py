@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     alerts_token: SecretStr | None = None
 
     max_body_bytes: int = 5 * 1024 * 1024
-    batch_size: int = 100
+    batch_size: int = 1000
     """Inbox events one process-inbox pass takes at a time."""
     reclaim_after_s: int = 300
     """An event left 'processing' this long belonged to a worker that died: take it again."""
