@@ -71,6 +71,10 @@ class _Evaluator:
     def check(self, node: Check) -> CheckResult:
         title = node.title or (KINDS[node.kind].summary if node.kind in KINDS else node.id)
         base = {"id": node.id, "title": title, "hint": node.hint}
+        if not node.children and (down := self._unavailable(node)):
+            return CheckResult(
+                **base, outcome="error", expected="its evidence to be readable", found=down
+            )
         if node.if_ is not None:
             applies = cel.run_bool(node.if_, self.bound)
             if applies.error:
@@ -92,6 +96,12 @@ class _Evaluator:
         if waiver and result.outcome in ("failed", "error"):
             return result.model_copy(update={"outcome": "waived", "waiver": waiver})
         return result
+
+    def _unavailable(self, node: Check) -> str | None:
+        """Why a check cannot be decided: a source it reads was down (not a failed check)."""
+        down = self.evidence.unavailable
+        roots = sorted({path[0] for path in node.reads} & down.keys()) if down else []
+        return "; ".join(f"{root} could not be read: {down[root]}" for root in roots) or None
 
     def _body(self, node: Check, base: dict[str, Any]) -> CheckResult:
         if node.kind is not None:

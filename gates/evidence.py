@@ -199,6 +199,11 @@ class Evidence(Fact):
     extra: dict[str, Any] = Field(
         default_factory=dict, description="Facts from custom sources, for CEL checks."
     )
+    unavailable: dict[str, str] = Field(
+        default_factory=dict,
+        description="Root (e.g. mlflow) -> why its source could not be read; checks that read "
+        "it are `error`, never `failed` on missing facts.",
+    )
     collected_at: datetime | None = Field(default=None, description="Not part of the digest.")
 
     def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Evidence:

@@ -3,6 +3,11 @@
 A source returns a fragment of the evidence (``{"files": …}``, ``{"github": …}``); fragments
 are merged into one snapshot. Sources are independent, so they are collected in parallel and
 each retried on its own.
+
+When the system behind a source is down (after its retries), the source returns
+``{"unavailable": {"mlflow": "why"}}`` rather than raising: the checks that read that part
+of the evidence then come out ``error`` — "could not tell" — while the rest of the gate is
+still decided. A :class:`SourceError` is for a project the source cannot read at all.
 """
 
 from __future__ import annotations

@@ -280,3 +280,14 @@ def test_markdown_is_cut_to_githubs_limit(default_policies):
     short = to_markdown(result, limit=500)
     assert len(short) <= 500
     assert short.endswith("run `phasegate check` for the rest)")
+
+
+def test_a_source_that_was_down_makes_its_checks_error_not_fail(small_dir):
+    policies = policies_with(small_dir, METRIC + GROUPS)
+    ev = evidence(unavailable={"mlflow": "MLflow at http://mlflow:5000 did not answer (timeout)"})
+    result = run(policies, ev)
+    outcomes = {c.id: c.outcome for c in result.nodes()}
+    assert outcomes["metric"] == "error"
+    assert "mlflow could not be read: MLflow at http://mlflow:5000 did not answer" in result.checks[0].found
+    assert outcomes["card"] == "failed"  # files were readable: an honest failure
+    assert result.status == "error"
