@@ -288,6 +288,9 @@ def test_a_source_that_was_down_makes_its_checks_error_not_fail(small_dir):
     result = run(policies, ev)
     outcomes = {c.id: c.outcome for c in result.nodes()}
     assert outcomes["metric"] == "error"
-    assert "mlflow could not be read: MLflow at http://mlflow:5000 did not answer" in result.checks[0].found
+    assert (
+        "mlflow could not be read: MLflow at http://mlflow:5000 did not answer"
+        in result.checks[0].found
+    )
     assert outcomes["card"] == "failed"  # files were readable: an honest failure
     assert result.status == "error"
