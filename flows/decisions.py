@@ -1,30 +1,44 @@
 """Turning a gate result into the project's history: record, move, queue what to tell.
 
 Shared by the flows and ``phasegate check --record`` so that a decision is kept the same way
-whoever made it. The engine decides (``gates``); this only writes down what it decided.
+whoever made it. The engine decides (``gates``); this only writes down what it decided and
+queues the side effects, each under a key that makes repeating it harmless.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import Any
 
 from gates.events import Event
+from gates.evidence import Evidence
 from gates.lifecycle import Move, advance, regress
 from gates.policy import PolicySet
-from gates.render import to_markdown, to_text
+from gates.render import GITHUB_SUMMARY_LIMIT, to_markdown, to_text
 from gates.result import GateResult
 from gates.store import Store
 
 DECISION_LOG = "decision.log"
+GITHUB_CHECK = "github.check"
+GITHUB_PHASE_LABEL = "github.phase_label"
+
+CONCLUSIONS = {
+    "passed": "success",
+    "blocked": "failure",
+    "awaiting_approval": "action_required",
+    "error": "failure",
+}
 
 
-def record(store: Store, policies: PolicySet, result: GateResult, phase: str) -> Move | None:
-    """Keep the evaluation; when it opens the gate out of ``phase``, move the project on.
-
-    The side effect is queued with a key made of what the decision is about and what it
-    found, so evaluating the same evidence again (a redelivery, a retried run) queues nothing.
-    """
+def record(
+    store: Store,
+    policies: PolicySet,
+    result: GateResult,
+    phase: str,
+    evidence: Evidence | None = None,
+) -> Move | None:
+    """Keep the evaluation; when it opens the gate out of ``phase``, move the project on."""
     row = store.record_evaluation(
         project=result.project,
         gate=result.gate,
@@ -46,21 +60,80 @@ def record(store: Store, policies: PolicySet, result: GateResult, phase: str) ->
             evaluation_id=row.id,
             at=result.evaluated_at,
         )
-    store.enqueue_outbox(
-        idempotency_key=f"decision:{result.project}:{result.gate}:{result.gate_digest}:{result.status}",
-        kind=DECISION_LOG,
-        payload={
+    for kind, key, payload in side_effects(policies, result, evidence, move, row.id):
+        store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
+    return move
+
+
+def side_effects(
+    policies: PolicySet,
+    result: GateResult,
+    evidence: Evidence | None,
+    move: Move | None,
+    evaluation_id: int | None,
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """What to tell whom about a decision. Keys name what a side effect is about and what it
+    says, so the same decision queued twice (a redelivery, a retried run) is queued once."""
+    pull = evidence.github.pull_request if evidence else None
+    about = f"{result.project}:{result.gate}" + (f":#{pull.number}" if pull else "")
+    yield (
+        DECISION_LOG,
+        f"decision:{about}:{result.gate_digest}:{result.status}",
+        {
             "project": result.project,
             "gate": result.gate,
+            "pull_request": pull.number if pull else None,
             "status": result.status,
             "summary": result.summary,
             "moved": f"{move.from_phase} -> {move.to_phase}" if move else None,
             "text": to_text(result),
-            "markdown": to_markdown(result),
-            "evaluation_id": row.id,
+            "evaluation_id": evaluation_id,
         },
     )
-    return move
+    repo = evidence.github.repo if evidence else None
+    if pull and repo and pull.head_sha and result.mode != "shadow":
+        conclusion = (
+            CONCLUSIONS[result.status]
+            if result.blocking or result.status == "passed"
+            else "neutral"
+        )
+        yield (
+            GITHUB_CHECK,
+            f"check:{repo}:{pull.head_sha}:{result.gate}:{result.gate_digest}:{result.status}",
+            {
+                "repo": repo,
+                "head_sha": pull.head_sha,
+                "name": f"phasegate / {result.gate}",
+                "conclusion": conclusion,
+                "title": f"{result.title}: {result.summary}"[:255],
+                "summary": to_markdown(result, limit=GITHUB_SUMMARY_LIMIT),
+                "annotations": [
+                    {
+                        "path": c.location.path,
+                        "start_line": c.location.line,
+                        "end_line": c.location.line,
+                        "annotation_level": "failure" if c.outcome == "failed" else "warning",
+                        "title": c.title[:255],
+                        "message": f"expected {c.expected}; found {c.found}"
+                        + (f"\nfix: {c.hint}" if c.hint else ""),
+                    }
+                    for c in result.failing()
+                    if c.location
+                ],
+            },
+        )
+    project = policies.projects[result.project]
+    if move and project.github and project.github.tracking_issue:
+        yield (
+            GITHUB_PHASE_LABEL,
+            f"label:{result.project}:{move.to_phase}:{result.evaluated_at.isoformat()}",
+            {
+                "repo": project.github.repo,
+                "issue": project.github.tracking_issue,
+                "phase": move.to_phase,
+                "phases": [p.id for p in policies.lifecycle.phases],
+            },
+        )
 
 
 def regression(

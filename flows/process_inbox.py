@@ -34,13 +34,20 @@ from integrations.inbound import normalise
 from integrations.nudge import OUTBOX_EVENT, emit
 from integrations.sources import SourceError
 
+Unit = tuple[str, int | None]
+"""What one decision is about: a project, and the pull request under review if any."""
+
 
 @dataclass
 class Batch:
-    """One project's share of a batch: the inbox rows and the events they carried."""
+    """One unit's share of a batch: the inbox rows and the events they carried."""
 
     rows: list[int] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _key(unit: Unit) -> str:
+    return unit[0] if unit[1] is None else f"{unit[0]}#{unit[1]}"
 
 
 @task(
@@ -49,27 +56,29 @@ class Batch:
     retry_delay_seconds=exponential_backoff(backoff_factor=1),
     cache_policy=NO_CACHE,
 )
-def collect(source: str, projects: list[str]) -> dict[str, dict[str, Any]]:
-    """One source, every project of the batch: one task per source, not per project, because
-    each task run costs Prefect ~15 ms. A project the source cannot read fails alone (its
-    entry holds the error); a source that is down raises and is retried with backoff."""
+def collect(source: str, units: list[Unit]) -> dict[str, dict[str, Any]]:
+    """One source, every unit of the batch: one task per source, not per project, because
+    each task run costs Prefect ~15 ms. A unit the source cannot read fails alone (its entry
+    holds the error); a source that is down raises and is retried with backoff."""
     rt = runtime()
     chosen = next(s for s in rt.sources if s.name == source)
     collected: dict[str, dict[str, Any]] = {}
-    for project in projects:
+    for project, pull in units:
         try:
-            collected[project] = {"fragment": chosen.collect(rt.policies.current.projects[project])}
+            fragment = chosen.collect(rt.policies.current.projects[project], pull)
+            collected[_key((project, pull))] = {"fragment": fragment}
         except SourceError as exc:
-            collected[project] = {"error": f"{source}: {exc}"}
+            collected[_key((project, pull))] = {"error": f"{source}: {exc}"}
     return collected
 
 
 @task(name="decide-project", cache_policy=NO_CACHE)
 def decide(
-    project: str, events: list[dict[str, Any]], collected: list[dict[str, Any]]
+    project: str, pull: int | None, events: list[dict[str, Any]], collected: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """Apply regressions, then evaluate the gate out of the project's phase (and the next one,
-    while gates keep passing on the same evidence)."""
+    """For a project: apply regressions, then evaluate the gate out of its phase (and the
+    next, while gates keep passing on the same evidence). For a pull request: evaluate the
+    gates that check such PRs; the project still moves only through its own phase's gate."""
     rt, logger = runtime(), get_run_logger()
     if errors := [c["error"] for c in collected if "error" in c]:
         raise SourceError("; ".join(errors))
@@ -77,38 +86,57 @@ def decide(
     policies = rt.policies.current
     now = datetime.now(UTC)
     phase = rt.store.ensure_project(project, policies.lifecycle.initial_phase, now).phase
-    moved = regression(rt.store, policies, project, phase, [Event(**e) for e in events], now)
-    if moved:
-        logger.warning("%s: %s → %s (%s)", project, moved.from_phase, moved.to_phase, moved.reason)
-        phase = moved.to_phase
+    if pull is None:
+        moved = regression(rt.store, policies, project, phase, [Event(**e) for e in events], now)
+        if moved:
+            logger.warning(
+                "%s: %s → %s (%s)", project, moved.from_phase, moved.to_phase, moved.reason
+            )
+            phase = moved.to_phase
+    config = policies.projects[project]
+    models = config.mlflow.models if config.mlflow else []
     decisions = []
+    pending = None if pull is None else _pull_request_gates(policies, fragments)
     for _ in policies.lifecycle.phases:
-        transition = policies.lifecycle.transition_from(phase)
-        if transition is None:
-            break
-        config = policies.projects[project]
-        models = config.mlflow.models if config.mlflow else []
         evidence = assemble(ProjectEvidence(key=project, phase=phase, models=models), fragments)
-        gate = policies.gates[transition.gate]
+        if pending is None:
+            transition = policies.lifecycle.transition_from(phase)
+            gate = policies.gates[transition.gate] if transition else None
+        else:
+            gate = pending.pop(0) if pending else None
+        if gate is None:
+            break
         approvals, waivers = (
             rt.store.approvals(project, gate.id),
             rt.store.waivers(project, gate.id),
         )
         result = evaluate(gate, evidence, approvals, waivers, now, policies)
-        logger.info("%s · %s: %s", project, gate.id, result.summary)
+        logger.info("%s%s · %s: %s", project, f" #{pull}" if pull else "", gate.id, result.summary)
         decisions.append({"gate": gate.id, "status": result.status})
-        move = record(rt.store, policies, result, phase)
-        if move is None:
+        move = record(rt.store, policies, result, phase, evidence)
+        if move is not None:
+            logger.info("%s: %s → %s (%s)", project, move.from_phase, move.to_phase, move.reason)
+            phase = move.to_phase
+        elif pending is None:
             break
-        logger.info("%s: %s → %s (%s)", project, move.from_phase, move.to_phase, move.reason)
-        phase = move.to_phase
-    return {"project": project, "phase": phase, "decisions": decisions}
+    return {"project": project, "pull_request": pull, "phase": phase, "decisions": decisions}
 
 
-def _triage(batch: list[Any], policies: PolicySet, totals: dict[str, int]) -> dict[str, Batch]:
+def _pull_request_gates(policies: PolicySet, fragments: list[dict[str, Any]]) -> list[Any]:
+    pulls = [
+        f["github"]["pull_request"]
+        for f in fragments
+        if (f.get("github") or {}).get("pull_request")
+    ]
+    if not pulls:
+        return []
+    return policies.gates_for_pull_request(pulls[0].get("branch", ""), pulls[0].get("labels", []))
+
+
+def _triage(batch: list[Any], policies: PolicySet, totals: dict[str, int]) -> dict[Unit, Batch]:
     """Read and route each event; finish at once those that concern no project (with why)."""
     rt, logger = runtime(), get_run_logger()
-    work: dict[str, Batch] = defaultdict(Batch)
+    work: dict[Unit, Batch] = defaultdict(Batch)
     for row in batch:
         totals["events"] += 1
         try:
@@ -128,28 +156,35 @@ def _triage(batch: list[Any], policies: PolicySet, totals: dict[str, int]) -> di
             logger.info("inbox #%s (%s %s) ignored: %s", row.id, row.source, row.kind, reason)
             totals["ignored"] += 1
             continue
-        for project in projects:
-            work[project].rows.append(row.id)
-            work[project].events += [e.model_dump(mode="json") for e in events]
+        for event, routing in zip(events, routes, strict=True):
+            pull = event.subject.get("pull_request")
+            for project in routing.projects:
+                unit = (project, int(pull) if pull else None)
+                work[unit].rows.append(row.id)
+                work[unit].events.append(event.model_dump(mode="json"))
     return work
 
 
-def _decide_all(work: dict[str, Batch]) -> dict[str, str]:
-    """Collect (each source once, in parallel), then decide each project; the failures."""
+def _decide_all(work: dict[Unit, Batch]) -> dict[Unit, str]:
+    """Collect (each source once, in parallel), then decide each unit; the failures."""
     rt, logger = runtime(), get_run_logger()
+    units = sorted(work, key=_key)
     try:
-        futures = [collect.submit(s.name, sorted(work)) for s in rt.sources]
+        futures = [collect.submit(s.name, units) for s in rt.sources]
         collected = [future.result() for future in futures]
     except Exception as exc:
         return dict.fromkeys(work, f"evidence collection failed: {exc}")
-    decisions = {p: decide.submit(p, b.events, [c[p] for c in collected]) for p, b in work.items()}
+    decisions = {
+        unit: decide.submit(unit[0], unit[1], work[unit].events, [c[_key(unit)] for c in collected])
+        for unit in units
+    }
     failures = {}
-    for project, future in decisions.items():
+    for unit, future in decisions.items():
         try:
             future.result()
         except Exception as exc:
-            logger.error("deciding %s failed: %s", project, exc)
-            failures[project] = f"{project}: {exc}"
+            logger.error("deciding %s failed: %s", _key(unit), exc)
+            failures[unit] = f"{_key(unit)}: {exc}"
     return failures
 
 
@@ -170,7 +205,7 @@ def process_inbox(batch_size: int | None = None) -> dict[str, int]:
     ):
         work = _triage(batch, policies, totals)
         failures = _decide_all(work) if work else {}
-        failed = {row: error for p, error in failures.items() for row in work[p].rows}
+        failed = {row: error for unit, error in failures.items() for row in work[unit].rows}
         for row_id, error in failed.items():  # reconcile re-drives these, up to max_attempts
             rt.store.finish_inbox_event(row_id, "failed", error)
         routed = {row for b in work.values() for row in b.rows}

@@ -10,6 +10,7 @@ Cross-references (roles, phases, gates, check kinds, CEL) are checked by
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -188,6 +189,23 @@ class WaiverRule(Strict):
         return "*" in self.checks or check_id in self.checks
 
 
+class PullRequestMatch(Strict):
+    """Which pull requests this gate checks (DSLP: ``model/<n>-…`` branches, Model label).
+
+    A matching PR gets the gate as a check (``phasegate / <gate>``) on its head commit; the
+    project advances only when the gate is also the one guarding its current phase.
+    """
+
+    branches: list[str] = Field(default_factory=list, description="Branch globs, e.g. model/*")
+    labels: list[str] = Field(default_factory=list, description="Any of these labels matches.")
+
+    def matches(self, branch: str, labels: list[str]) -> bool:
+        wanted = {label.lower() for label in self.labels}
+        return any(fnmatchcase(branch, glob) for glob in self.branches) or bool(
+            wanted & {label.lower() for label in labels}
+        )
+
+
 class Gate(Strict):
     kind: Literal["Gate"]
     id: Id
@@ -200,6 +218,7 @@ class Gate(Strict):
     checks: list[Check] = Field(min_length=1)
     approvals: list[ApprovalRule] = []
     waivers: list[WaiverRule] = []
+    pull_requests: PullRequestMatch | None = None
 
     def nodes(self) -> list[Check]:
         return [node for check in self.checks for node in check.walk()]
@@ -299,6 +318,13 @@ class PolicySet(BaseModel):
 
     def roles_of(self, project: str, person_id: str) -> frozenset[str]:
         return self._roles.get((project, person_id), frozenset())
+
+    def gates_for_pull_request(self, branch: str, labels: list[str]) -> list[Gate]:
+        return [
+            g
+            for g in self.gates.values()
+            if g.pull_requests and g.pull_requests.matches(branch, labels)
+        ]
 
 
 class Scenario(Strict):

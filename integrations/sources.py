@@ -23,9 +23,12 @@ log = logging.getLogger("phasegate.sources")
 
 
 class EvidenceSource(Protocol):
+    """``pull_request``: the PR being gated (its head is what files are read at), or None
+    for the project as it stands on its default branch."""
+
     name: str
 
-    def collect(self, project: Project) -> dict[str, Any]: ...
+    def collect(self, project: Project, pull_request: int | None) -> dict[str, Any]: ...
 
 
 class SourceError(RuntimeError):
@@ -47,7 +50,7 @@ class LocalCheckout:
         self.root = Path(root)
         self.max_file_bytes = max_file_bytes
 
-    def collect(self, project: Project) -> dict[str, Any]:
+    def collect(self, project: Project, pull_request: int | None = None) -> dict[str, Any]:
         base = self.root / project.key
         if not base.is_dir():
             log.info("no checkout for %s at %s: no files in its evidence", project.key, base)
