@@ -37,8 +37,10 @@ def record(
     result: GateResult,
     phase: str,
     evidence: Evidence | None = None,
+    github: bool = False,
 ) -> Move | None:
-    """Keep the evaluation; when it opens the gate out of ``phase``, move the project on."""
+    """Keep the evaluation; when it opens the gate out of ``phase``, move the project on.
+    ``github``: whether GitHub is connected, so that its side effects are worth queueing."""
     row = store.record_evaluation(
         project=result.project,
         gate=result.gate,
@@ -61,7 +63,8 @@ def record(
             at=result.evaluated_at,
         )
     for kind, key, payload in side_effects(policies, result, evidence, move, row.id):
-        store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
+        if github or not kind.startswith("github."):
+            store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
     return move
 
 

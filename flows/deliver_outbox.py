@@ -13,19 +13,24 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.decisions import DECISION_LOG
-from flows.runtime import runtime
+from flows.decisions import DECISION_LOG, GITHUB_CHECK, GITHUB_PHASE_LABEL
+from flows.runtime import Runtime, runtime
 from integrations.actions import DecisionLog, Handler, Permanent, RetryLater
+from integrations.github.actions import GateCheck, PhaseLabel
 
 
-def handlers() -> dict[str, Handler]:
-    return {DECISION_LOG: DecisionLog(Path(".phasegate") / "decisions.jsonl")}
+def handlers(rt: Runtime) -> dict[str, Handler]:
+    known: dict[str, Handler] = {DECISION_LOG: DecisionLog(Path(".phasegate") / "decisions.jsonl")}
+    if rt.github is not None:
+        known[GITHUB_CHECK] = GateCheck(rt.github, rt.store.outbox_external_id)
+        known[GITHUB_PHASE_LABEL] = PhaseLabel(rt.github)
+    return known
 
 
 @flow(name="deliver-outbox")
 def deliver_outbox(limit: int = 100) -> dict[str, int]:
     rt, logger = runtime(), get_run_logger()
-    known = handlers()
+    known = handlers(rt)
     totals = {"done": 0, "retry": 0, "failed": 0}
     reclaim = timedelta(seconds=rt.settings.reclaim_after_s)
     while rows := rt.store.claim_outbox(limit, reclaim_after=reclaim):

@@ -113,7 +113,7 @@ def decide(
         result = evaluate(gate, evidence, approvals, waivers, now, policies)
         logger.info("%s%s · %s: %s", project, f" #{pull}" if pull else "", gate.id, result.summary)
         decisions.append({"gate": gate.id, "status": result.status})
-        move = record(rt.store, policies, result, phase, evidence)
+        move = record(rt.store, policies, result, phase, evidence, github=rt.github is not None)
         if move is not None:
             logger.info("%s: %s → %s (%s)", project, move.from_phase, move.to_phase, move.reason)
             phase = move.to_phase

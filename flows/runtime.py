@@ -11,8 +11,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from gates.active import ActivePolicies
 from gates.store import Store
+from integrations.github.client import GithubAccess, GithubConfig
+from integrations.github.evidence import GithubSource
 from integrations.sources import EvidenceSource, LocalCheckout
 from phasegate.settings import Settings
 
@@ -23,6 +27,20 @@ class Runtime:
     store: Store
     policies: ActivePolicies
     sources: list[EvidenceSource]
+    github: GithubAccess | None = None
+
+
+def _github(settings: Settings) -> GithubAccess | None:
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    config = GithubConfig(
+        api_url=settings.github_api_url,
+        app_id=settings.github_app_id,
+        private_key=secret(settings.github_private_key),
+        token=secret(settings.github_token),
+    )
+    return GithubAccess(config) if config.mode else None
 
 
 @cache
@@ -33,4 +51,8 @@ def runtime() -> Runtime:
     cache_file = Path(".phasegate") / "policies.last-valid.json"
     policies = ActivePolicies(settings.policies, cache=cache_file)
     policies.reload()
-    return Runtime(settings, store, policies, [LocalCheckout(settings.checkouts)])
+    sources: list[EvidenceSource] = [LocalCheckout(settings.checkouts)]
+    github = _github(settings)
+    if github is not None:
+        sources.append(GithubSource(github, lambda: policies.current))
+    return Runtime(settings, store, policies, sources, github)

@@ -25,6 +25,18 @@ class Settings(BaseSettings):
     mlflow_webhook_secret: SecretStr | None = None
     alerts_token: SecretStr | None = None
 
+    github_api_url: str = "https://api.github.com"
+    github_app_id: str | None = None
+    github_private_key: SecretStr | None = None
+    """The App's private key: the PEM itself or the path of a file holding it."""
+    github_token: SecretStr | None = None
+    """A personal access token: fallback when there is no App (commit statuses, no check runs)."""
+    github_policy_repo: str | None = None
+    """owner/name of the repository whose default branch holds the policies; PRs changing
+    its ``policies/`` get the ``phasegate / policy`` check."""
+    public_url: str | None = None
+    """Where phasegate is reachable (for links from check runs and messages)."""
+
     max_body_bytes: int = 5 * 1024 * 1024
     batch_size: int = 1000
     """Inbox events one process-inbox pass takes at a time."""

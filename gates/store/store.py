@@ -850,6 +850,21 @@ class Store:
         with self._transaction(write=False) as session:
             return list(session.exec(statement))
 
+    def outbox_external_id(self, key_prefix: str) -> str | None:
+        """What an earlier, performed side effect made (a check run id...) for the same thing:
+        keys share a prefix when they are about the same object, so an update finds it."""
+        statement = (
+            select(OutboxRow.external_id)
+            .where(
+                col(OutboxRow.idempotency_key).startswith(key_prefix, autoescape=True),
+                col(OutboxRow.external_id).is_not(None),
+            )
+            .order_by(col(OutboxRow.id).desc())
+            .limit(1)
+        )
+        with self._transaction(write=False) as session:
+            return session.exec(statement).first()
+
     def claim_outbox(
         self,
         limit: int,

@@ -1,0 +1,171 @@
+"""Talking to GitHub: authentication, throttling, and requests that spend the rate limit wisely.
+
+Authentication is a GitHub App (installation tokens, refreshed by PyGithub) or, as a
+fallback, a personal access token — with which the Checks API is refused, so decisions are
+shown as commit statuses instead. Reads go through :class:`Reader`, which sends
+``If-None-Match`` with the last ETag of every URL (a 304 costs no rate limit) and keeps
+content-addressed data (trees and blobs by SHA) forever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
+
+log = logging.getLogger("phasegate.github")
+
+Mode = Literal["app", "token"]
+
+
+class GithubUnavailable(RuntimeError):
+    """GitHub could not be asked (down, rate-limited past retries, no credentials)."""
+
+
+@dataclass(frozen=True)
+class GithubConfig:
+    api_url: str
+    app_id: str | None = None
+    private_key: str | None = None
+    token: str | None = None
+
+    @property
+    def mode(self) -> Mode | None:
+        if self.app_id and self.private_key:
+            return "app"
+        return "token" if self.token else None
+
+    @staticmethod
+    def load_key(value: str) -> str:
+        """A PEM, or the path of a file holding one."""
+        if "BEGIN" in value:
+            return value
+        return Path(value).expanduser().read_text()
+
+
+def _client(auth: Auth.Auth, api_url: str) -> Github:
+    # PyGithub waits 0.25 s before every request and 1 s before every write by default: that
+    # alone would make a decision seconds late. GitHub asks integrators to avoid bursts of
+    # writes, so writes keep a short spacing; secondary limits are honoured by GithubRetry
+    # (it waits for Retry-After / x-ratelimit-reset).
+    return Github(
+        auth=auth,
+        base_url=api_url,
+        per_page=100,
+        retry=GithubRetry(total=3),
+        timeout=15,
+        seconds_between_requests=None,
+        seconds_between_writes=0.1,
+    )
+
+
+class GithubAccess:
+    """Clients per repository, made once: an App needs the repository's installation."""
+
+    def __init__(self, config: GithubConfig) -> None:
+        if config.mode is None:
+            raise GithubUnavailable(
+                "no GitHub credentials: set PHASEGATE_GITHUB_APP_ID and PHASEGATE_GITHUB_PRIVATE_KEY "
+                "(a GitHub App) or PHASEGATE_GITHUB_TOKEN"
+            )
+        self.config = config
+        self.mode: Mode = config.mode
+        self._clients: dict[str, Github] = {}
+        self._lock = threading.Lock()
+
+    def client(self, repo: str) -> Github:
+        with self._lock:
+            if repo not in self._clients:
+                self._clients[repo] = self._connect(repo)
+            return self._clients[repo]
+
+    def _connect(self, repo: str) -> Github:
+        if self.mode == "token":
+            assert self.config.token
+            return _client(Auth.Token(self.config.token), self.config.api_url)
+        assert self.config.app_id and self.config.private_key
+        app = Auth.AppAuth(self.config.app_id, GithubConfig.load_key(self.config.private_key))
+        owner, name = repo.split("/", 1)
+        try:
+            integration = GithubIntegration(auth=app, base_url=self.config.api_url)
+            installation = integration.get_repo_installation(owner, name)
+        except GithubException as exc:
+            raise GithubUnavailable(
+                f"the GitHub App {self.config.app_id} is not installed on {repo} ({exc.status})"
+            ) from None
+        return _client(app.get_installation_auth(installation.id), self.config.api_url)
+
+
+@dataclass
+class Reader:
+    """Conditional GETs with a bounded ETag cache, shared across evaluations.
+
+    ``requests`` counts what was actually sent and ``spent`` what cost rate limit (not the
+    304s) — the figures the benchmark reports.
+    """
+
+    access: GithubAccess
+    capacity: int = 4096
+    requests: int = 0
+    spent: int = 0
+    _etags: OrderedDict[str, tuple[str, Any]] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, repo: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET ``path`` (relative to the API root) for ``repo``; 404 → None."""
+        key = path + ("?" + json.dumps(params, sort_keys=True) if params else "")
+        with self._lock:
+            cached = self._etags.get(key)
+        headers = {"If-None-Match": cached[0]} if cached else {}
+        requester = self.access.client(repo).requester
+        try:
+            status, response_headers, body = requester.requestJson("GET", path, params, headers)
+        except Exception as exc:  # connection errors after PyGithub's retries
+            raise GithubUnavailable(f"GET {path}: {exc}") from None
+        with self._lock:
+            self.requests += 1
+            if status == 304 and cached:
+                self._etags.move_to_end(key)
+                return cached[1]
+            self.spent += 1
+        if status == 404:
+            return None
+        if status >= 400:
+            message = _message(body)
+            raise GithubUnavailable(f"GET {path}: {status} {message}")
+        data = json.loads(body) if body else None
+        etag = response_headers.get("etag") or response_headers.get("ETag")
+        if etag:
+            with self._lock:
+                self._etags[key] = (etag, data)
+                self._etags.move_to_end(key)
+                while len(self._etags) > self.capacity:
+                    self._etags.popitem(last=False)
+        return data
+
+    def get_all(
+        self, repo: str, path: str, params: dict[str, Any] | None = None, *, key: str | None = None
+    ) -> list[Any]:
+        """A paginated list, page by page (each page conditionally); ``key`` names the list in
+        responses that wrap it (``check_runs``, ``statuses``)."""
+        items: list[Any] = []
+        for page in range(1, 11):
+            answer = self.get(repo, path, {**(params or {}), "per_page": 100, "page": page})
+            chunk = (answer or {}).get(key, []) if key else (answer or [])
+            items += chunk
+            if len(chunk) < 100:
+                break
+        return items
+
+
+def _message(body: str) -> str:
+    try:
+        return str(json.loads(body).get("message", ""))
+    except (ValueError, AttributeError):
+        return body[:200]
