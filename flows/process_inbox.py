@@ -24,6 +24,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from flows.decisions import record, regression
+from flows.policy_check import check_policy_pull_request
 from flows.runtime import runtime
 from gates.active import NoValidPolicies
 from gates.evaluate import evaluate
@@ -133,10 +134,26 @@ def _pull_request_gates(policies: PolicySet, fragments: list[dict[str, Any]]) ->
     return policies.gates_for_pull_request(pulls[0].get("branch", ""), pulls[0].get("labels", []))
 
 
-def _triage(batch: list[Any], policies: PolicySet, totals: dict[str, int]) -> dict[Unit, Batch]:
+def _policy_pull_requests(events: list[Event]) -> set[tuple[str, int]]:
+    """Pull requests on the policy repository: they get the ``phasegate / policy`` check."""
+    rt = runtime()
+    wanted = (rt.settings.github_policy_repo or "").lower()
+    if not wanted or rt.github is None:
+        return set()
+    return {
+        (e.subject["repo"], int(e.subject["pull_request"]))
+        for e in events
+        if e.subject.get("repo", "").lower() == wanted and e.subject.get("pull_request")
+    }
+
+
+def _triage(
+    batch: list[Any], policies: PolicySet, totals: dict[str, int]
+) -> tuple[dict[Unit, Batch], dict[tuple[str, int], list[int]]]:
     """Read and route each event; finish at once those that concern no project (with why)."""
     rt, logger = runtime(), get_run_logger()
     work: dict[Unit, Batch] = defaultdict(Batch)
+    policy_prs: dict[tuple[str, int], list[int]] = defaultdict(list)
     for row in batch:
         totals["events"] += 1
         try:
@@ -145,16 +162,18 @@ def _triage(batch: list[Any], policies: PolicySet, totals: dict[str, int]) -> di
             rt.store.finish_inbox_event(row.id, "failed", f"unreadable {row.source} payload: {exc}")
             totals["failed"] += 1
             continue
+        for pull in _policy_pull_requests(events):
+            policy_prs[pull].append(row.id)
         routes = [route(policies, e) for e in events]
-        projects = {p for r in routes for p in r.projects}
         if row.source == "slack":
             reason = "no handler for Slack interactions is installed yet"
         else:
             reason = "; ".join(r.reason for r in routes) or "the delivery held no events"
-        if row.source == "slack" or not projects:
-            rt.store.finish_inbox_event(row.id, "ignored", reason)
-            logger.info("inbox #%s (%s %s) ignored: %s", row.id, row.source, row.kind, reason)
-            totals["ignored"] += 1
+        if row.source == "slack" or not any(r.projects for r in routes):
+            if not any(row.id in rows for rows in policy_prs.values()):
+                rt.store.finish_inbox_event(row.id, "ignored", reason)
+                logger.info("inbox #%s (%s %s) ignored: %s", row.id, row.source, row.kind, reason)
+                totals["ignored"] += 1
             continue
         for event, routing in zip(events, routes, strict=True):
             pull = event.subject.get("pull_request")
@@ -162,7 +181,21 @@ def _triage(batch: list[Any], policies: PolicySet, totals: dict[str, int]) -> di
                 unit = (project, int(pull) if pull else None)
                 work[unit].rows.append(row.id)
                 work[unit].events.append(event.model_dump(mode="json"))
-    return work
+    return work, policy_prs
+
+
+def _check_policies(policy_prs: dict[tuple[str, int], list[int]]) -> dict[int, str]:
+    """Run the policy checks; the rows whose check failed, with the error."""
+    futures = {pr: check_policy_pull_request.submit(*pr) for pr in policy_prs}
+    failed: dict[int, str] = {}
+    for (repo, number), future in futures.items():
+        try:
+            future.result()
+        except Exception as exc:
+            failed.update(
+                dict.fromkeys(policy_prs[(repo, number)], f"policy check {repo}#{number}: {exc}")
+            )
+    return failed
 
 
 def _decide_all(work: dict[Unit, Batch]) -> dict[Unit, str]:
@@ -203,12 +236,14 @@ def process_inbox(batch_size: int | None = None) -> dict[str, int]:
     while batch := rt.store.claim_inbox_events(
         batch_size or rt.settings.batch_size, reclaim_after=reclaim
     ):
-        work = _triage(batch, policies, totals)
+        work, policy_prs = _triage(batch, policies, totals)
         failures = _decide_all(work) if work else {}
         failed = {row: error for unit, error in failures.items() for row in work[unit].rows}
+        failed |= _check_policies(policy_prs) if policy_prs else {}
         for row_id, error in failed.items():  # reconcile re-drives these, up to max_attempts
             rt.store.finish_inbox_event(row_id, "failed", error)
         routed = {row for b in work.values() for row in b.rows}
+        routed |= {row for rows in policy_prs.values() for row in rows}
         totals["decisions"] += len(work) - len(failures)
         totals["done"] += rt.store.finish_inbox_events(routed - failed.keys(), "done")
         if failed:

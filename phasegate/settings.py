@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     github_policy_repo: str | None = None
     """owner/name of the repository whose default branch holds the policies; PRs changing
     its ``policies/`` get the ``phasegate / policy`` check."""
+    github_policy_path: str = "policies"
+    """Folder of the policies inside that repository."""
     public_url: str | None = None
     """Where phasegate is reachable (for links from check runs and messages)."""
 

@@ -123,7 +123,7 @@ class GithubSource:
                 path = path[len(prefix) + 1 :]
             item: dict[str, Any] = {"path": path, "url": f"{web}/blob/{ref}/{entry['path']}"}
             if any(r.match(path) for r in wanted) and entry.get("size", 0) <= self.max_file_bytes:
-                item["content"] = self._blob(repo, entry["sha"])
+                item["content"] = self.blob(repo, entry["sha"])
             if template:
                 labels, placeholders = parse_template(path, item.get("content") or "")
                 templates.update({label.lower(): placeholders for label in labels})
@@ -131,7 +131,7 @@ class GithubSource:
                 files[path] = item
         return files, templates
 
-    def _blob(self, repo: str, sha: str) -> str | None:
+    def blob(self, repo: str, sha: str) -> str | None:
         if sha in self._blobs:
             self._blobs.move_to_end(sha)
             return self._blobs[sha]
