@@ -30,7 +30,7 @@ class Runtime:
     github: GithubAccess | None = None
 
 
-def _github(settings: Settings) -> GithubAccess | None:
+def github_access(settings: Settings) -> GithubAccess | None:
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value is not None else None
 
@@ -52,7 +52,7 @@ def runtime() -> Runtime:
     policies = ActivePolicies(settings.policies, cache=cache_file)
     policies.reload()
     sources: list[EvidenceSource] = [LocalCheckout(settings.checkouts)]
-    github = _github(settings)
+    github = github_access(settings)
     if github is not None:
         sources.append(GithubSource(github, lambda: policies.current))
     return Runtime(settings, store, policies, sources, github)

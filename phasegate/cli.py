@@ -33,9 +33,13 @@ app = typer.Typer(
     add_completion=False,
 )
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+github_app = typer.Typer(help="GitHub set-up.", no_args_is_help=True)
 db_app = typer.Typer(help="The phasegate database.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(github_app, name="github")
 app.add_typer(db_app, name="db")
+mlflow_app = typer.Typer(help="The MLflow model registry.", no_args_is_help=True)
+app.add_typer(mlflow_app, name="mlflow")
 
 EXIT = {"passed": 0, "blocked": 1, "awaiting_approval": 3, "error": 4}
 BAD_INPUT = 2
@@ -212,8 +216,20 @@ def test_policies(
 
 
 @app.command()
-def schema() -> None:
+def schema(
+    monitoring_config: Annotated[
+        bool,
+        typer.Option(
+            "--monitoring-config", help="The schema of a project's monitoring config instead"
+        ),
+    ] = False,
+) -> None:
     """Print the JSON Schema of policy documents (for editor autocompletion)."""
+    if monitoring_config:
+        from gates.monitoring import json_schema
+
+        typer.echo(json.dumps(json_schema(), indent=2))
+        return
     typer.echo(json.dumps(policy_schema(), indent=2))
 
 
@@ -380,6 +396,72 @@ def events(
     for e in listed:
         line = f"#{e['id']:<5} {e['received_at'][:19]}Z  {e['source']:<10} {e['kind']:<32} {e['status']}"
         typer.echo(line + (f" — {e['reason']}" if e["reason"] else ""))
+
+
+@mlflow_app.command("connect")
+def mlflow_connect(
+    url: Annotated[
+        str,
+        typer.Option(
+            help="The receiver's base URL as MLflow reaches it, e.g. https://phasegate.example"
+        ),
+    ],
+    test: Annotated[
+        bool, typer.Option(help="Then have MLflow deliver a test event to the receiver")
+    ] = False,
+) -> None:
+    """Register (or update) the webhook that sends registry events to phasegate.
+
+    Uses MLFLOW_TRACKING_URI (and MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD) and signs
+    with PHASEGATE_MLFLOW_WEBHOOK_SECRET, the secret the receiver verifies. Needs MLflow >= 3.3;
+    without webhooks the scheduled reconcile still picks up new versions and aliases.
+    """
+    from integrations.mlflow.client import MlflowClient, MlflowConfigError, MlflowError
+    from integrations.mlflow.webhooks import connect
+
+    secret = Settings().mlflow_webhook_secret
+    if secret is None:
+        raise _fail(
+            "set PHASEGATE_MLFLOW_WEBHOOK_SECRET: MLflow signs with it, the receiver checks it"
+        )
+    try:
+        client = MlflowClient.from_environment()
+        done = connect(client, url, secret.get_secret_value())
+        typer.echo(f"{done.action} webhook {done.webhook['webhook_id']} on {client.display}:")
+        typer.echo(
+            f"  {done.webhook['url']} ← "
+            + ", ".join(f"{e['entity']}.{e['action']}".lower() for e in done.webhook["events"])
+        )
+        if test:
+            result = client.test_webhook(done.webhook["webhook_id"])
+            answer = f"{result.get('response_status')} {result.get('response_body', '')}".strip()
+            if not result.get("success"):
+                raise _fail(
+                    f"MLflow could not deliver to {done.webhook['url']}: {result.get('error_message') or answer}"
+                )
+            typer.echo(f"test delivery answered {answer}")
+    except (MlflowConfigError, MlflowError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@github_app.command("templates")
+def github_templates(
+    repo: Annotated[str, typer.Option(help="owner/name of the team's repository")],
+    branch: Annotated[str | None, typer.Option(help="Branch to commit to [default branch]")] = None,
+) -> None:
+    """Install the DSLP issue templates and labels the gates understand into a repository."""
+    from flows.runtime import github_access
+    from integrations.actions import Permanent, RetryLater
+    from integrations.github.templates import install
+
+    access = github_access(Settings())
+    if access is None:
+        raise _fail("no GitHub credentials: set PHASEGATE_GITHUB_TOKEN or a GitHub App")
+    try:
+        for line in install(access, repo, branch):
+            typer.echo(line)
+    except (Permanent, RetryLater) as exc:
+        raise _fail(str(exc)) from None
 
 
 @audit_app.command("verify")

@@ -28,9 +28,7 @@ STATUS_STATES = {
 }
 
 
-def _send(
-    access: GithubAccess, repo: str, verb: str, path: str, body: dict[str, Any] | None
-) -> Any:
+def send(access: GithubAccess, repo: str, verb: str, path: str, body: dict[str, Any] | None) -> Any:
     try:
         _, data = access.client(repo).requester.requestJsonAndCheck(verb, path, input=body)
         return data
@@ -72,7 +70,7 @@ class GateCheck:
             }
             if payload.get("details_url"):
                 body["target_url"] = payload["details_url"]
-            made = _send(self.access, repo, "POST", f"/repos/{repo}/statuses/{sha}", body)
+            made = send(self.access, repo, "POST", f"/repos/{repo}/statuses/{sha}", body)
             return f"status:{made.get('id')}"
         annotations = payload.get("annotations", [])
         output = {"title": payload["title"], "summary": payload["summary"]}
@@ -87,9 +85,9 @@ class GateCheck:
         run_id = external_id or self.earlier(key.rsplit(":", 2)[0] + ":")
         first = {**run, "output": {**output, "annotations": annotations[:ANNOTATIONS_PER_REQUEST]}}
         if run_id:
-            _send(self.access, repo, "PATCH", f"/repos/{repo}/check-runs/{run_id}", first)
+            send(self.access, repo, "PATCH", f"/repos/{repo}/check-runs/{run_id}", first)
         else:
-            run_id = str(_send(self.access, repo, "POST", f"/repos/{repo}/check-runs", first)["id"])
+            run_id = str(send(self.access, repo, "POST", f"/repos/{repo}/check-runs", first)["id"])
         for start in range(ANNOTATIONS_PER_REQUEST, len(annotations), ANNOTATIONS_PER_REQUEST):
             more = {
                 "output": {
@@ -97,7 +95,7 @@ class GateCheck:
                     "annotations": annotations[start : start + ANNOTATIONS_PER_REQUEST],
                 }
             }
-            _send(self.access, repo, "PATCH", f"/repos/{repo}/check-runs/{run_id}", more)
+            send(self.access, repo, "PATCH", f"/repos/{repo}/check-runs/{run_id}", more)
         return run_id
 
 
@@ -110,17 +108,15 @@ class PhaseLabel:
     def __call__(self, key: str, payload: dict[str, Any], external_id: str | None) -> str | None:
         repo, issue = payload["repo"], payload["issue"]
         wanted = PHASE_LABEL_PREFIX + payload["phase"]
-        current = (
-            _send(self.access, repo, "GET", f"/repos/{repo}/issues/{issue}/labels", None) or []
-        )
+        current = send(self.access, repo, "GET", f"/repos/{repo}/issues/{issue}/labels", None) or []
         for label in current:
             name = label["name"]
             if name.startswith(PHASE_LABEL_PREFIX) and name != wanted:
-                _send(
+                send(
                     self.access, repo, "DELETE", f"/repos/{repo}/issues/{issue}/labels/{name}", None
                 )
         if wanted not in {label["name"] for label in current}:
-            _send(
+            send(
                 self.access,
                 repo,
                 "POST",
