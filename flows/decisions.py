@@ -18,6 +18,7 @@ from gates.policy import PolicySet
 from gates.render import GITHUB_SUMMARY_LIMIT, to_markdown, to_text
 from gates.result import GateResult
 from gates.store import Store
+from integrations.slack import effects as slack_effects
 
 DECISION_LOG = "decision.log"
 GITHUB_CHECK = "github.check"
@@ -38,9 +39,11 @@ def record(
     phase: str,
     evidence: Evidence | None = None,
     github: bool = False,
+    slack: bool = False,
 ) -> Move | None:
     """Keep the evaluation; when it opens the gate out of ``phase``, move the project on.
-    ``github``: whether GitHub is connected, so that its side effects are worth queueing."""
+    ``github``/``slack``: whether they are connected, so that their side effects are worth
+    queueing."""
     row = store.record_evaluation(
         project=result.project,
         gate=result.gate,
@@ -65,6 +68,8 @@ def record(
     for kind, key, payload in side_effects(policies, result, evidence, move, row.id):
         if github or not kind.startswith("github."):
             store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
+    for kind, key, payload in slack_effects.decision(policies, result, move) if slack else ():
+        store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
     return move
 
 
@@ -146,6 +151,7 @@ def regression(
     phase: str,
     events: Iterable[Event],
     now: datetime,
+    slack: bool = False,
 ) -> Move | None:
     """The first event that sends the project back, applied and queued for the owners."""
     fired = store.last_regressions(project)
@@ -174,5 +180,8 @@ def regression(
                 "event": {"kind": event.kind, "labels": event.labels},
             },
         )
+        when = event.occurred_at.isoformat()
+        if slack and (notice := slack_effects.regressed(policies, project, move, when)):
+            store.enqueue_outbox(idempotency_key=notice[1], kind=notice[0], payload=notice[2])
         return move
     return None

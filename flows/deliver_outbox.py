@@ -17,6 +17,7 @@ from flows.decisions import DECISION_LOG, GITHUB_CHECK, GITHUB_PHASE_LABEL
 from flows.runtime import Runtime, runtime
 from integrations.actions import DecisionLog, Handler, Permanent, RetryLater
 from integrations.github.actions import GateCheck, PhaseLabel
+from integrations.slack.actions import handlers as slack_handlers
 
 
 def handlers(rt: Runtime) -> dict[str, Handler]:
@@ -24,6 +25,8 @@ def handlers(rt: Runtime) -> dict[str, Handler]:
     if rt.github is not None:
         known[GITHUB_CHECK] = GateCheck(rt.github, rt.store.outbox_external_id)
         known[GITHUB_PHASE_LABEL] = PhaseLabel(rt.github)
+    if rt.slack is not None:
+        known |= slack_handlers(rt.slack, rt.store.outbox_external_id)
     return known
 
 

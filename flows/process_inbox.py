@@ -26,6 +26,7 @@ from prefect.tasks import exponential_backoff
 from flows.decisions import record, regression
 from flows.policy_check import check_policy_pull_request
 from flows.runtime import runtime
+from flows.slack_interactions import take
 from gates.active import NoValidPolicies
 from gates.evaluate import evaluate
 from gates.events import Event, route
@@ -81,6 +82,7 @@ def decide(
     next, while gates keep passing on the same evidence). For a pull request: evaluate the
     gates that check such PRs; the project still moves only through its own phase's gate."""
     rt, logger = runtime(), get_run_logger()
+    slack = rt.slack is not None
     if errors := [c["error"] for c in collected if "error" in c]:
         raise SourceError("; ".join(errors))
     fragments = [c["fragment"] for c in collected]
@@ -88,7 +90,9 @@ def decide(
     now = datetime.now(UTC)
     phase = rt.store.ensure_project(project, policies.lifecycle.initial_phase, now).phase
     if pull is None:
-        moved = regression(rt.store, policies, project, phase, [Event(**e) for e in events], now)
+        moved = regression(
+            rt.store, policies, project, phase, [Event(**e) for e in events], now, slack=slack
+        )
         if moved:
             logger.warning(
                 "%s: %s → %s (%s)", project, moved.from_phase, moved.to_phase, moved.reason
@@ -114,7 +118,9 @@ def decide(
         result = evaluate(gate, evidence, approvals, waivers, now, policies)
         logger.info("%s%s · %s: %s", project, f" #{pull}" if pull else "", gate.id, result.summary)
         decisions.append({"gate": gate.id, "status": result.status})
-        move = record(rt.store, policies, result, phase, evidence, github=rt.github is not None)
+        move = record(
+            rt.store, policies, result, phase, evidence, github=rt.github is not None, slack=slack
+        )
         if move is not None:
             logger.info("%s: %s → %s (%s)", project, move.from_phase, move.to_phase, move.reason)
             phase = move.to_phase
@@ -162,14 +168,20 @@ def _triage(
             rt.store.finish_inbox_event(row.id, "failed", f"unreadable {row.source} payload: {exc}")
             totals["failed"] += 1
             continue
+        if row.source == "slack":
+            project, note = take(row, policies, totals)
+            if project is None:
+                rt.store.finish_inbox_event(row.id, "ignored", note)
+                logger.info("inbox #%s (slack %s): %s", row.id, row.kind, note)
+                totals["ignored"] += 1
+            else:
+                work[(project, None)].rows.append(row.id)
+            continue
         for pull in _policy_pull_requests(events):
             policy_prs[pull].append(row.id)
         routes = [route(policies, e) for e in events]
-        if row.source == "slack":
-            reason = "no handler for Slack interactions is installed yet"
-        else:
-            reason = "; ".join(r.reason for r in routes) or "the delivery held no events"
-        if row.source == "slack" or not any(r.projects for r in routes):
+        reason = "; ".join(r.reason for r in routes) or "the delivery held no events"
+        if not any(r.projects for r in routes):
             if not any(row.id in rows for rows in policy_prs.values()):
                 rt.store.finish_inbox_event(row.id, "ignored", reason)
                 logger.info("inbox #%s (%s %s) ignored: %s", row.id, row.source, row.kind, reason)
@@ -249,6 +261,6 @@ def process_inbox(batch_size: int | None = None) -> dict[str, int]:
         if failed:
             totals["failed"] += len(failed)
     logger.info("processed: %s", dict(totals))
-    if totals["decisions"]:
-        emit(OUTBOX_EVENT, totals["decisions"])
+    if queued := totals["decisions"] + totals.get("replies", 0):
+        emit(OUTBOX_EVENT, queued)
     return dict(totals)

@@ -7,16 +7,23 @@ connection pool are kept.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
 from pydantic import SecretStr
+from slack_sdk import WebClient
 
 from gates.active import ActivePolicies
 from gates.store import Store
 from integrations.github.client import GithubAccess, GithubConfig
 from integrations.github.evidence import GithubSource
+from integrations.mlflow.client import MlflowClient
+from integrations.mlflow.evidence import MlflowSource
+from integrations.monitoring.evidence import MonitoringSource
+from integrations.slack.client import slack_client
 from integrations.sources import EvidenceSource, LocalCheckout
 from phasegate.settings import Settings
 
@@ -28,6 +35,7 @@ class Runtime:
     policies: ActivePolicies
     sources: list[EvidenceSource]
     github: GithubAccess | None = None
+    slack: WebClient | None = None
 
 
 def github_access(settings: Settings) -> GithubAccess | None:
@@ -55,4 +63,10 @@ def runtime() -> Runtime:
     github = github_access(settings)
     if github is not None:
         sources.append(GithubSource(github, lambda: policies.current))
-    return Runtime(settings, store, policies, sources, github)
+    if os.environ.get("MLFLOW_TRACKING_URI"):  # MLflow's own variables configure the client
+        sources.append(MlflowSource(MlflowClient.from_environment()))
+    window = timedelta(days=settings.monitoring_window_days)
+    sources.append(
+        MonitoringSource(store, lambda: policies.current, settings.heartbeat_alerts, window)
+    )
+    return Runtime(settings, store, policies, sources, github, slack=slack_client(settings))

@@ -424,6 +424,10 @@ class _Checker:
             for j, check in enumerate(rule.checks):
                 if check != "*":
                     self.known(doc, ("waivers", i, "checks", j), check, ids, "check")
+        for j, role in enumerate(gate.notify or []):
+            self.known(doc, ("notify", j), role, roles, "role")
+        for j, role in enumerate(gate.reminders.escalate_to if gate.reminders else []):
+            self.known(doc, ("reminders", "escalate_to", j), role, roles, "role")
 
     def _checks(self, doc: Document, nodes: list[tuple[Check, Loc]]) -> None:
         """Check ids, kinds, their parameters and CEL: what pydantic alone cannot know."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from functools import cached_property
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -206,6 +207,34 @@ class PullRequestMatch(Strict):
         )
 
 
+class Reminders(Strict):
+    """When a pending approval request is followed up: remind the people still asked, then
+    also ask ``escalate_to``, then close the request (its buttons stop recording)."""
+
+    remind_after: Duration | None = Field(default=None, description="e.g. 24h")
+    escalate_after: Duration | None = Field(default=None, description="e.g. 72h")
+    escalate_to: list[Id] = Field(default_factory=list, description="Roles asked on escalation.")
+    expire_after: Duration | None = Field(default=None, description="e.g. 7d")
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Reminders:
+        steps = [
+            (name, value)
+            for name, value in (
+                ("remind_after", self.remind_after),
+                ("escalate_after", self.escalate_after),
+                ("expire_after", self.expire_after),
+            )
+            if value is not None
+        ]
+        for (first, a), (then, b) in pairwise(steps):
+            if b <= a:
+                raise ValueError(f"{then} must be longer than {first}")
+        if self.escalate_after is not None and not self.escalate_to:
+            raise ValueError("escalate_after needs escalate_to: the roles to ask")
+        return self
+
+
 class Gate(Strict):
     kind: Literal["Gate"]
     id: Id
@@ -219,6 +248,18 @@ class Gate(Strict):
     approvals: list[ApprovalRule] = []
     waivers: list[WaiverRule] = []
     pull_requests: PullRequestMatch | None = None
+    notify: list[Id] | None = Field(
+        default=None,
+        description="Roles told in Slack when the gate blocks, is rejected or lets the project "
+        "advance; default: the roles of its approval rules.",
+    )
+    reminders: Reminders | None = None
+
+    @property
+    def notified_roles(self) -> list[str]:
+        if self.notify is not None:
+            return self.notify
+        return list(dict.fromkeys(r for rule in self.approvals for r in rule.roles))
 
     def nodes(self) -> list[Check]:
         return [node for check in self.checks for node in check.walk()]

@@ -9,6 +9,7 @@ from gates.events import Event
 from integrations.github import inbound as github
 from integrations.mlflow import inbound as mlflow
 from integrations.monitoring import inbound as monitoring
+from integrations.monitoring import reports
 from integrations.slack import inbound as slack
 
 
@@ -20,6 +21,8 @@ def normalise(
         return github.normalise(kind.split(".", 1)[0], payload, received_at)
     if source == "mlflow":
         return mlflow.normalise(payload, received_at)
+    if source == "monitoring" and kind == reports.KIND:
+        return reports.normalise(payload, received_at)
     if source == "monitoring":
         return monitoring.normalise(payload, received_at)
     if source == "slack":

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from gates.store import Store
@@ -24,7 +25,10 @@ from integrations import signatures
 from integrations.github import inbound as github_inbound
 from integrations.mlflow import inbound as mlflow_inbound
 from integrations.monitoring import inbound as alerts_inbound
+from integrations.monitoring import reports as reports_inbound
 from integrations.slack import inbound as slack_inbound
+from integrations.slack.client import slack_client
+from integrations.slack.dialog import ReasonDialog
 from phasegate.settings import Settings
 
 log = logging.getLogger("phasegate.receiver")
@@ -125,6 +129,15 @@ def senders(settings: Settings) -> dict[str, Sender]:
             lambda body, _h: (alerts_inbound.delivery_id(body), alerts_inbound.kind(body)),
             _accepted,
         ),
+        "reports": Sender(  # its parse is made per request: the query names the project
+            "monitoring",
+            "PHASEGATE_ALERTS_TOKEN",
+            secret(settings.alerts_token),
+            lambda token, _body, h: signatures.bearer(token, h),
+            _json,
+            lambda body, _h: (reports_inbound.delivery_id(body), reports_inbound.KIND),
+            _accepted,
+        ),
         "slack": Sender(
             "slack",
             "PHASEGATE_SLACK_SIGNING_SECRET",
@@ -157,6 +170,8 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
     """The receiver as an ASGI app; ``notify`` is called for every newly stored event."""
     app = FastAPI(title="phasegate receiver", docs_url=None, redoc_url=None)
     by_name = senders(settings)
+    slack_api = slack_client(settings)
+    dialog = ReasonDialog(slack_api) if slack_api is not None else None
 
     async def receive(sender: Sender, request: Request) -> Response:
         peer = request.client.host if request.client else "?"
@@ -212,8 +227,31 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
     async def alerts(request: Request) -> Response:
         return await receive(by_name["monitoring"], request)
 
+    async def reports(request: Request) -> Response:
+        """An Evidently report; ``?model=`` or ``?project=`` says whose (or its metadata)."""
+        query = dict(request.query_params)
+
+        def parse(body: bytes) -> dict[str, Any]:
+            try:
+                return reports_inbound.payload(_json(body), query)
+            except reports_inbound.NotAReport as exc:
+                raise Rejected(400, str(exc)) from None
+
+        return await receive(replace(by_name["reports"], parse=parse), request)
+
     async def slack(request: Request) -> Response:
-        return await receive(by_name["slack"], request)
+        """A Reject click also opens its reason dialog, after the answer: Slack's trigger_id
+        lasts 3 s, too short for the flow path (see integrations/slack/dialog.py)."""
+        seen: list[dict[str, Any]] = []
+
+        def parse(body: bytes) -> dict[str, Any]:
+            seen.append(_slack_form(body))
+            return seen[-1]
+
+        response = await receive(replace(by_name["slack"], parse=parse), request)
+        if dialog is not None and seen and response.status_code == 200 and dialog.wanted(seen[0]):
+            response.background = BackgroundTask(dialog, seen[0])
+        return response
 
     async def healthz() -> Response:
         try:
@@ -227,6 +265,7 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
     app.add_api_route("/webhooks/github", github, methods=["POST"])
     app.add_api_route("/webhooks/mlflow", mlflow, methods=["POST"])
     app.add_api_route("/webhooks/alerts", alerts, methods=["POST"])
+    app.add_api_route("/webhooks/monitoring/reports", reports, methods=["POST"])
     app.add_api_route("/slack/interactions", slack, methods=["POST"])
     app.add_api_route("/healthz", healthz, methods=["GET"])
     return app

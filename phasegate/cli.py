@@ -427,7 +427,7 @@ def mlflow_connect(
     try:
         client = MlflowClient.from_environment()
         done = connect(client, url, secret.get_secret_value())
-        typer.echo(f"{done.action} webhook {done.webhook['webhook_id']} on {client.display}:")
+        typer.echo(f"{done.action} webhook {done.webhook['webhook_id']} on {client.base}:")
         typer.echo(
             f"  {done.webhook['url']} ← "
             + ", ".join(f"{e['entity']}.{e['action']}".lower() for e in done.webhook["events"])

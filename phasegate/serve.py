@@ -140,8 +140,9 @@ def serve(settings: Settings, host: str, port: int, prefect_port: int) -> None:
         print(
             "phasegate is serving\n"
             f"  GitHub webhook     {base}/webhooks/github   (content type application/json)\n"
-            f"  MLflow webhook     {base}/webhooks/mlflow\n"
+            f"  MLflow webhook     {base}/webhooks/mlflow   (phasegate mlflow connect --url {base})\n"
             f"  Alertmanager       {base}/webhooks/alerts   (bearer token PHASEGATE_ALERTS_TOKEN)\n"
+            f"  Evidently reports  {base}/webhooks/monitoring/reports?model=<name>   (same token)\n"
             f"  Slack interactions {base}/slack/interactions\n"
             f"  health             {base}/healthz\n"
             f"  Prefect UI         {api.removesuffix('/api')}\n"

@@ -7,9 +7,10 @@ traceback never leaks one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
     mlflow_webhook_secret: SecretStr | None = None
     alerts_token: SecretStr | None = None
 
+    slack_bot_token: SecretStr | None = None
+    """The Slack app's bot token (xoxb-...): approval requests, notifications, reason dialogs."""
+    slack_api_url: str = "https://slack.com/api/"
+
     github_api_url: str = "https://api.github.com"
     github_app_id: str | None = None
     github_private_key: SecretStr | None = None
@@ -39,6 +44,11 @@ class Settings(BaseSettings):
     public_url: str | None = None
     """Where phasegate is reachable (for links from check runs and messages)."""
 
+    heartbeat_alerts: Annotated[list[str], NoDecode] = ["Watchdog", "Heartbeat", "DeadMansSwitch"]
+    """Alert names (comma-separated) that mean "monitoring is alive", not a problem."""
+    monitoring_window_days: int = 30
+    """How far back received alerts, heartbeats and reports count as monitoring evidence."""
+
     max_body_bytes: int = 5 * 1024 * 1024
     batch_size: int = 1000
     """Inbox events one process-inbox pass takes at a time."""
@@ -46,3 +56,10 @@ class Settings(BaseSettings):
     """An event left 'processing' this long belonged to a worker that died: take it again."""
     max_attempts: int = 5
     """Attempts before an inbox event or a side effect is left 'failed' for a person to see."""
+
+    @field_validator("heartbeat_alerts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return (
+            [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        )

@@ -103,6 +103,20 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` (SQLite, local artifacts), once per session: see
+    tests/mlflow_server.py. Skipped, saying how to get one, without the MLflow virtualenv."""
+    from tests.mlflow_server import HOW_TO_GET_IT, PYTHON_VARIABLE
+    from tests.mlflow_server import mlflow_server as start
+
+    python = os.environ.get(PYTHON_VARIABLE)
+    if not python:
+        pytest.skip(HOW_TO_GET_IT)
+    with start(python, tmp_path_factory.mktemp("mlflow")) as server:
+        yield server
+
+
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     """A phasegate installation in a temporary folder (see tests/world.py)."""

@@ -1,8 +1,11 @@
-"""``monitoring_config``: the model's monitoring is written down and complete.
+"""``monitoring_config``: the model's monitoring is written down, complete and valid.
 
 A monitoring config names what to watch (metrics, drift checks, thresholds), who hears about
-it (alert channel, owner) and what happens next (retraining, rollback). It must refer to one
-of the project's registered models, or it is monitoring something else.
+it (alert channel, owner) and what happens next (retraining, rollback); its format is
+:class:`gates.monitoring.MonitoringConfigFile` (JSON Schema:
+``policies/monitoring-config.schema.json``). It must refer to one of the project's registered
+models, or it is monitoring something else, and its drift checks must watch columns the
+model really takes as input (the registered version's signature), or they watch nothing.
 """
 
 from __future__ import annotations
@@ -10,28 +13,36 @@ from __future__ import annotations
 from pydantic import Field
 
 from gates.checks.base import Finding, Location, Params, listing, register
-from gates.checks.text import matching_files, parse_document
+from gates.checks.text import matching_files
 from gates.evidence import Evidence, PathKey
-
-REQUIRED = [
-    "model",
-    "owner",
-    "alert_channel",
-    "metrics",
-    "drift",
-    "thresholds",
-    "retraining",
-    "rollback",
-]
+from gates.monitoring import REQUIRED, validate
 
 
 class MonitoringConfig(Params):
     path: str = Field(default="monitoring/*.yaml", description="Path or glob of the config file.")
-    require: list[str] = Field(default_factory=lambda: list(REQUIRED))
+    require: list[str] = Field(
+        default_factory=lambda: list(REQUIRED),
+        description="Keys that must be present and filled; present keys are always validated.",
+    )
+    drift_on_inputs: bool = Field(
+        default=True,
+        description="Drift checks must name input columns of the model version's signature "
+        "(checked when the version has one).",
+    )
 
 
 def _reads(params: MonitoringConfig) -> list[PathKey]:
-    return [("files",), ("project", "models")]
+    paths: list[PathKey] = [("files",), ("project", "models")]
+    if params.drift_on_inputs:
+        paths.append(("mlflow", "version", "signature"))
+    return paths
+
+
+def _input_columns(evidence: Evidence) -> tuple[str, set[str]] | None:
+    version = evidence.mlflow.version
+    inputs = (version.signature or {}).get("inputs") if version else None
+    names = {str(c["name"]) for c in inputs or [] if isinstance(c, dict) and c.get("name")}
+    return (f"{version.name} v{version.version}", names) if version and names else None
 
 
 @register(
@@ -41,7 +52,7 @@ def _reads(params: MonitoringConfig) -> list[PathKey]:
     _reads,
 )
 def run(params: MonitoringConfig, evidence: Evidence) -> Finding:
-    expected = f"a monitoring config at {params.path} with {listing(params.require)}"
+    expected = f"a valid monitoring config at {params.path} with {listing(params.require)}"
     models = evidence.project.models
     if models:
         expected += f", for model {listing(models)}"
@@ -49,34 +60,28 @@ def run(params: MonitoringConfig, evidence: Evidence) -> Finding:
     if not configs:
         return Finding(False, expected, f"no file matches {params.path}")
     file = configs[0]
-    parsed = parse_document(file)
-    if parsed.error or not isinstance(parsed.value, dict):
-        why = parsed.error or "not a mapping of settings"
-        return Finding(
-            False,
-            expected,
-            f"{file.path}: {why}",
-            source=file.url,
-            location=Location(file.path, parsed.line),
-        )
-    config = parsed.value
-    missing = [key for key in params.require if config.get(key) in (None, "", [], {})]
-    if missing:
-        return Finding(
-            False,
-            expected,
-            f"{file.path} lacks {listing(missing)}",
-            source=file.url,
-            location=Location(file.path),
-        )
-    if models and config.get("model") not in models:
-        return Finding(
-            False,
-            expected,
-            f"{file.path} monitors {config.get('model')!r}",
-            source=file.url,
-            location=Location(file.path),
-        )
-    return Finding(
-        True, expected, f"{file.path} complete for {config.get('model')}", source=file.url
-    )
+
+    def wrong(found: str, line: int = 1) -> Finding:
+        return Finding(False, expected, found, file.url, Location(file.path, line))
+
+    if file.content is None:
+        return wrong(f"{file.path}: content not collected")
+    checked = validate(file.content, params.require)
+    if checked.problems:
+        first = checked.problems[0]
+        more = f" (and {len(checked.problems) - 1} more)" if len(checked.problems) > 1 else ""
+        if first.message.startswith("lacks "):
+            return wrong(f"{file.path} {first.message}{more}", first.line)
+        return wrong(f"{file.path}:{first.line}: {first.message}{more}", first.line)
+    model = checked.data.get("model") if checked.data else None
+    if models and model not in models:
+        return wrong(f"{file.path} monitors {model!r}")
+    if params.drift_on_inputs and checked.config and (inputs := _input_columns(evidence)):
+        label, columns = inputs
+        strangers = [c for c in checked.config.drift_columns() if c not in columns]
+        if strangers:
+            return wrong(
+                f"{file.path} drift checks {listing(strangers)}, not input(s) of {label} "
+                f"({listing(sorted(columns))})"
+            )
+    return Finding(True, expected, f"{file.path} complete for {model}", source=file.url)

@@ -469,6 +469,21 @@ class Store:
         with self._transaction(write=False) as session:
             return list(session.exec(statement))
 
+    def first_evaluated(
+        self, project: str, gate: str, gate_digest: str, status: str
+    ) -> datetime | None:
+        """When a gate first had ``status`` on this gate digest (when an approval request on
+        that evidence opened), however many re-evaluations followed."""
+        statement = select(func.min(EvaluationRow.at)).where(
+            EvaluationRow.project == project,
+            EvaluationRow.gate == gate,
+            EvaluationRow.gate_digest == gate_digest,
+            EvaluationRow.status == status,
+        )
+        with self._transaction(write=False) as session:
+            first = session.exec(statement).first()
+        return as_utc(first) if first is not None else None
+
     # -- approvals and waivers --------------------------------------------------------------
 
     def add_approval(
@@ -689,14 +704,18 @@ class Store:
         *,
         source: str | None = None,
         newest: bool = False,
+        since: datetime | None = None,
     ) -> list[InboxEventRow]:
-        """Inbox events in arrival order, optionally only those with one status or one sender;
-        ``newest`` keeps the latest ``limit`` (still listed oldest first), as an operator wants."""
+        """Inbox events in arrival order, optionally only those with one status or one sender,
+        or received since a time (what a monitoring window looks at); ``newest`` keeps the
+        latest ``limit`` (still listed oldest first), as an operator wants."""
         statement = select(InboxEventRow)
         if status is not None:
             statement = statement.where(InboxEventRow.status == status)
         if source is not None:
             statement = statement.where(InboxEventRow.source == source)
+        if since is not None:
+            statement = statement.where(col(InboxEventRow.received_at) >= as_utc(since))
         order = col(InboxEventRow.id).desc() if newest else col(InboxEventRow.id)
         statement = statement.order_by(order).limit(limit)
         with self._transaction(write=False) as session:

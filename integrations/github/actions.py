@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import requests
 from github import GithubException
 
 from integrations.actions import Permanent, RetryLater
@@ -30,8 +31,12 @@ STATUS_STATES = {
 
 def send(access: GithubAccess, repo: str, verb: str, path: str, body: dict[str, Any] | None) -> Any:
     try:
-        _, data = access.client(repo).requester.requestJsonAndCheck(verb, path, input=body)
+        _, data = access.client(repo, retry=False).requester.requestJsonAndCheck(
+            verb, path, input=body
+        )
         return data
+    except requests.RequestException as exc:  # connection refused, timeouts
+        raise RetryLater(f"{verb} {path}: {exc}") from None
     except GithubException as exc:
         headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
         message = f"{verb} {path}: {exc.status} {(exc.data or {}).get('message', '') if isinstance(exc.data, dict) else ''}"

@@ -49,16 +49,21 @@ class GithubConfig:
         return Path(value).expanduser().read_text()
 
 
-def _client(auth: Auth.Auth, api_url: str) -> Github:
-    # PyGithub waits 0.25 s before every request and 1 s before every write by default: that
-    # alone would make a decision seconds late. GitHub asks integrators to avoid bursts of
-    # writes, so writes keep a short spacing; secondary limits are honoured by GithubRetry
-    # (it waits for Retry-After / x-ratelimit-reset).
+def _client(auth: Auth.Auth, api_url: str, *, retry: bool) -> Github:
+    """PyGithub waits 0.25 s before every request and 1 s before every write by default: that
+    alone would make a decision seconds late. GitHub asks integrators to avoid bursts of
+    writes, so writes keep a short spacing.
+
+    Reads retry a little (5xx, short secondary limits) and give up on long waits: the
+    evidence then says GitHub was unavailable. Writes do not retry in-process at all: the
+    outbox waits for ``Retry-After`` between attempts, without holding a worker.
+    """
+    policy = GithubRetry(total=3, secondary_rate_wait=5, max_rate_limit_wait=30) if retry else None
     return Github(
         auth=auth,
         base_url=api_url,
         per_page=100,
-        retry=GithubRetry(total=3),
+        retry=policy,
         timeout=15,
         seconds_between_requests=None,
         seconds_between_writes=0.1,
@@ -76,19 +81,25 @@ class GithubAccess:
             )
         self.config = config
         self.mode: Mode = config.mode
-        self._clients: dict[str, Github] = {}
+        self._auth: dict[str, Auth.Auth] = {}
+        self._clients: dict[tuple[str, bool], Github] = {}
         self._lock = threading.Lock()
 
-    def client(self, repo: str) -> Github:
+    def client(self, repo: str, *, retry: bool = True) -> Github:
+        """A client for reading (with retries) or, ``retry=False``, for writing."""
         with self._lock:
-            if repo not in self._clients:
-                self._clients[repo] = self._connect(repo)
-            return self._clients[repo]
+            if repo not in self._auth:
+                self._auth[repo] = self._connect(repo)
+            if (repo, retry) not in self._clients:
+                self._clients[(repo, retry)] = _client(
+                    self._auth[repo], self.config.api_url, retry=retry
+                )
+            return self._clients[(repo, retry)]
 
-    def _connect(self, repo: str) -> Github:
+    def _connect(self, repo: str) -> Auth.Auth:
         if self.mode == "token":
             assert self.config.token
-            return _client(Auth.Token(self.config.token), self.config.api_url)
+            return Auth.Token(self.config.token)
         assert self.config.app_id and self.config.private_key
         app = Auth.AppAuth(self.config.app_id, GithubConfig.load_key(self.config.private_key))
         owner, name = repo.split("/", 1)
@@ -99,7 +110,7 @@ class GithubAccess:
             raise GithubUnavailable(
                 f"the GitHub App {self.config.app_id} is not installed on {repo} ({exc.status})"
             ) from None
-        return _client(app.get_installation_auth(installation.id), self.config.api_url)
+        return app.get_installation_auth(installation.id)
 
 
 @dataclass

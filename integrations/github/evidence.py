@@ -14,6 +14,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from gates.checks.text import glob_regex
 from gates.evidence import cel_paths
@@ -24,6 +25,7 @@ from integrations.github.issues import parse_issue, parse_template, primary_metr
 log = logging.getLogger("phasegate.github")
 
 ASK_LABEL = "Ask"
+OWN_CHECKS = "phasegate /"
 RUN_STATES = {"queued", "in_progress", "completed"}  # GitHub's others (waiting...) are pending
 TEMPLATES = ".github/ISSUE_TEMPLATE/*"
 
@@ -123,7 +125,7 @@ class GithubSource:
                 path = path[len(prefix) + 1 :]
             item: dict[str, Any] = {"path": path, "url": f"{web}/blob/{ref}/{entry['path']}"}
             if any(r.match(path) for r in wanted) and entry.get("size", 0) <= self.max_file_bytes:
-                item["content"] = self.blob(repo, entry["sha"])
+                item["content"] = self.blob(repo, entry["sha"], entry["path"], ref)
             if template:
                 labels, placeholders = parse_template(path, item.get("content") or "")
                 templates.update({label.lower(): placeholders for label in labels})
@@ -131,11 +133,12 @@ class GithubSource:
                 files[path] = item
         return files, templates
 
-    def blob(self, repo: str, sha: str) -> str | None:
+    def blob(self, repo: str, sha: str, path: str, ref: str) -> str | None:
+        """A file's text, by its blob SHA: read once (through the contents API), kept after."""
         if sha in self._blobs:
             self._blobs.move_to_end(sha)
             return self._blobs[sha]
-        blob = self.reader.get(repo, f"/repos/{repo}/git/blobs/{sha}") or {}
+        blob = self.reader.get(repo, f"/repos/{repo}/contents/{quote(path)}", {"ref": ref}) or {}
         try:
             text: str | None = base64.b64decode(blob.get("content", "")).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
@@ -192,4 +195,6 @@ class GithubSource:
             }
             for s in status.get("statuses", [])
         ]
-        return checks
+        # phasegate's own checks are not evidence: they would change the gate's digest each
+        # time phasegate reports, and void the approvals given on what it reported.
+        return [c for c in checks if not c["name"].startswith(OWN_CHECKS)]

@@ -23,6 +23,6 @@ def fetch(source: GithubSource, repo: str, ref: str, folder: str, into: Path) ->
             continue
         target = into / path[len(prefix) :]
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(source.blob(repo, entry["sha"]) or "")
+        target.write_text(source.blob(repo, entry["sha"], path, ref) or "")
         written.append(path)
     return written

@@ -1,0 +1,155 @@
+"""What to say in Slack about a decision, as outbox rows: the approval request and notices.
+
+Keys say what a row is about, so the same decision queued twice is queued once:
+``slack.request:<project>:<gate>:<gate digest>:<state>`` — one message per (project, gate,
+digest), each new state of it (an approval arrived, the gate passed) an update of that
+message, found again by the key prefix. Notices are keyed by what happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from gates.lifecycle import Move
+from gates.policy import PolicySet
+from gates.result import GateResult
+from integrations.slack import blocks
+
+REQUEST = "slack.request"
+MESSAGE = "slack.message"
+EPHEMERAL = "slack.ephemeral"
+KINDS = (REQUEST, MESSAGE, EPHEMERAL)
+
+Effect = tuple[str, str, dict[str, Any]]
+
+
+def request_prefix(project: str, gate: str, digest: str) -> str:
+    """The key prefix shared by every state of one approval request (see the module doc)."""
+    return f"{REQUEST}:{project}:{gate}:{digest}:"
+
+
+def slack_ids(policies: PolicySet) -> dict[str, str]:
+    return {p.id: p.slack for p in policies.people.values() if p.slack}
+
+
+def mentions(policies: PolicySet, project: str, roles: list[str]) -> list[str]:
+    ids = slack_ids(policies)
+    people = dict.fromkeys(p.id for role in roles for p in policies.holders(project, role))
+    return [blocks.mention(p, ids) for p in people]
+
+
+def request(policies: PolicySet, result: GateResult, state: blocks.State = "open") -> Effect | None:
+    """The request message in the state this result shows; posted only while approvals are
+    awaited, otherwise an update of a message that exists (or nothing)."""
+    project = policies.projects[result.project]
+    if project.slack is None or result.mode == "shadow" or not result.approvals:
+        return None
+    shown = {
+        "state": state,
+        "status": result.status,
+        "approvals": [r.model_dump() for r in result.approvals],
+        "rejections": [(r.person, r.reason) for r in result.rejections],
+    }
+    fingerprint = hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:16]
+    key = request_prefix(result.project, result.gate, result.gate_digest) + fingerprint
+    return (
+        REQUEST,
+        key,
+        {
+            "channel": project.slack.channel,
+            "post": state == "open" and result.status == "awaiting_approval",
+            "text": blocks.request_text(result),
+            "blocks": blocks.approval_request(result, slack_ids(policies), state),
+        },
+    )
+
+
+def message(
+    policies: PolicySet, project: str, key: str, text: str, roles: list[str]
+) -> Effect | None:
+    """A notice in the project's channel mentioning the holders of ``roles``."""
+    config = policies.projects[project]
+    if config.slack is None:
+        return None
+    people = mentions(policies, project, roles)
+    return (
+        MESSAGE,
+        f"{MESSAGE}:{key}",
+        {
+            "channel": config.slack.channel,
+            "text": text,
+            "blocks": blocks.notification(text, people),
+        },
+    )
+
+
+def decision(policies: PolicySet, result: GateResult, move: Move | None) -> Iterator[Effect]:
+    """The request (new or updated) and the notices a decision calls for."""
+    if result.mode == "shadow":
+        return
+    gate = policies.gates[result.gate]
+    roles = gate.notified_roles
+    about = f"{result.project}:{result.gate}:{result.gate_digest}"
+    candidates = [
+        request(policies, result),
+        message(
+            policies,
+            result.project,
+            f"advanced:{result.project}:{move.from_phase}:{move.to_phase}:{result.evaluated_at.isoformat()}",
+            f"🚀 *{result.project}* advanced from *{move.from_phase}* to *{move.to_phase}*: "
+            f"{result.title} passed.",
+            roles,
+        )
+        if move
+        else None,
+    ]
+    if result.status == "blocked" and result.rejections:
+        candidates += [
+            message(
+                policies,
+                result.project,
+                f"rejected:{about}:{r.person}",
+                f"❌ {result.title} for *{result.project}* was rejected by {r.person}: "
+                f"{blocks.escape(r.reason)}",
+                roles,
+            )
+            for r in result.rejections
+        ]
+    elif result.status == "blocked":
+        failing = "\n".join(
+            f"• {blocks.escape(c.title)}: expected {blocks.escape(c.expected)}; "
+            f"found {blocks.escape(c.found)}"
+            for c in result.failing()[:10]
+        )
+        candidates.append(
+            message(
+                policies,
+                result.project,
+                f"blocked:{about}",
+                f"❌ {result.title} blocks *{result.project}*:\n{failing}",
+                roles,
+            )
+        )
+    yield from (c for c in candidates if c is not None)
+
+
+def regressed(policies: PolicySet, project: str, move: Move, when: str) -> Effect | None:
+    """A monitoring alert sent the project back: tell whoever must let it through again."""
+    transition = policies.lifecycle.transition_from(move.to_phase)
+    roles = policies.gates[transition.gate].notified_roles if transition else []
+    return message(
+        policies,
+        project,
+        f"regressed:{project}:{move.rule}:{when}",
+        f"⚠️ *{project}* went back from *{move.from_phase}* to *{move.to_phase}*: "
+        f"{blocks.escape(move.reason)}",
+        roles,
+    )
+
+
+def ephemeral(channel: str, user: str, key: str, text: str) -> Effect:
+    """A reply only the clicking user sees (a refusal, a confirmation)."""
+    return (EPHEMERAL, f"{EPHEMERAL}:{key}", {"channel": channel, "user": user, "text": text})

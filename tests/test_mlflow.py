@@ -1,0 +1,288 @@
+"""MLflow: registry evidence, the webhook, and the decision that follows — against a real
+``mlflow server`` (see tests/mlflow_server.py; skipped without ``.ci/mlflow.sh``'s venv)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from gates.evaluate import evaluate
+from gates.evidence import ProjectEvidence, assemble
+from gates.policy import MlflowRef, Project
+from integrations.mlflow.client import (
+    MlflowClient,
+    MlflowConfigError,
+    MlflowError,
+    MlflowUnavailable,
+)
+from integrations.mlflow.evidence import MlflowSource
+from integrations.receiver import create_app
+from phasegate.cli import app as cli
+from phasegate.settings import Settings
+from tests import signing
+from tests.servers import free_port, serving, wait_for
+
+PR_HEAD = "9f3c2a1b7e5d4c3b2a190817263544536271809a"  # the PR in the model-packaged examples
+
+
+def project(model: str, champion_alias: str = "champion") -> Project:
+    return Project(
+        kind="Project",
+        key="p",
+        mlflow=MlflowRef(models=[model], champion_alias=champion_alias),
+    )
+
+
+def unique(prefix: str = "churn") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# -- the client, without a server -----------------------------------------------------------
+
+
+def test_client_is_configured_by_mlflow_variables_and_never_shows_secrets():
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(403, json={"error_code": "PERMISSION_DENIED", "message": "nope"})
+
+    env = {
+        "MLFLOW_TRACKING_URI": "https://ops:s3cret@mlflow.example",
+        "MLFLOW_TRACKING_TOKEN": "tok-123",
+    }
+    client = MlflowClient.from_environment(env, httpx.MockTransport(answer))
+    with pytest.raises(MlflowError) as raised:
+        client.model_version("m", "1")
+    assert seen[0].headers["authorization"] == "Bearer tok-123"
+    assert "403 PERMISSION_DENIED nope" in str(raised.value)
+    assert "s3cret" not in str(raised.value) and "tok-123" not in str(raised.value)
+    assert client.version_url("m", "1") == "https://mlflow.example/#/models/m/versions/1"
+
+    basic = MlflowClient.from_environment(
+        {
+            "MLFLOW_TRACKING_URI": "http://mlflow.example",
+            "MLFLOW_TRACKING_USERNAME": "ops",
+            "MLFLOW_TRACKING_PASSWORD": "pw",
+        },
+        httpx.MockTransport(answer),
+    )
+    with pytest.raises(MlflowError):
+        basic.run("r")
+    assert seen[-1].headers["authorization"].startswith("Basic ")
+
+    with pytest.raises(MlflowConfigError, match="http\\(s\\) URL"):
+        MlflowClient.from_environment({"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"})
+
+
+def test_5xx_and_connection_errors_are_retried_then_reported():
+    attempts = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        return httpx.Response(503, text="upstream down")
+
+    client = MlflowClient(
+        "http://mlflow.example", retries=2, backoff_s=0.01, transport=httpx.MockTransport(flaky)
+    )
+    with pytest.raises(MlflowUnavailable, match=r"\(3 attempts\): HTTP 503 upstream down"):
+        client.registered_model("m")
+    assert len(attempts) == client.calls == 3
+
+
+def test_an_unreachable_mlflow_makes_its_checks_error_not_fail(default_policies):
+    client = MlflowClient(f"http://127.0.0.1:{free_port()}", retries=1, backoff_s=0.01)
+    churn = default_policies.projects["churn-model"]
+    fragment = MlflowSource(client).collect(churn)
+    assert "Connection refused" in fragment["unavailable"]["mlflow"]
+    evidence = assemble(ProjectEvidence(key="churn-model", models=["churn-classifier"]), [fragment])
+    gate = default_policies.gates["model-packaged"]
+    result = evaluate(gate, evidence, [], [], datetime.now(UTC), default_policies)
+    outcomes = {c.id: c.outcome for c in result.checks}
+    assert outcomes["version-packaged"] == outcomes["primary-metric"] == "error"
+    assert outcomes["model-card"] == "failed"  # the rest of the gate is still decided
+    assert result.status == "error"
+
+
+def test_a_project_without_mlflow_has_no_registry_evidence():
+    client = MlflowClient(f"http://127.0.0.1:{free_port()}")
+    assert MlflowSource(client).collect(Project(kind="Project", key="p")) == {}
+    assert client.calls == 0
+
+
+# -- evidence from a real server -------------------------------------------------------------
+
+
+def test_candidate_champion_and_packaging_from_the_registry(mlflow_server):
+    name = unique()
+    first = mlflow_server.log_model(name, metrics={"auc": 0.88})
+    mlflow_server.set_alias(name, "champion", first["version"])
+    second = mlflow_server.log_model(
+        name, metrics={"auc": 0.91, "precision_at_5pct": 0.6}, commit=PR_HEAD
+    )
+    mlflow_server.set_alias(name, "challenger", second["version"])
+    client = MlflowClient(mlflow_server.uri)
+
+    facts = MlflowSource(client).collect(project(name))["mlflow"]
+
+    version, run, champion = facts["version"], facts["run"], facts["champion"]
+    assert (facts["model"], version["version"], version["status"]) == (name, "2", "READY")
+    assert [c["name"] for c in version["signature"]["inputs"]] == [
+        "tenure_months",
+        "monthly_charges",
+    ]
+    assert version["has_input_example"] is True
+    assert version["flavors"] == ["python_function"]
+    assert version["environment"] == ["conda.yaml", "python_env.yaml", "requirements.txt"]
+    assert version["aliases"] == ["challenger"] and version["run_id"] == second["run_id"]
+    assert version["url"] == f"{mlflow_server.uri}/#/models/{name}/versions/2"
+    assert version["user_id"]  # the run's user: open-source MLflow leaves the version's empty
+    assert run["id"] == second["run_id"] and run["metrics"] == {
+        "auc": 0.91,
+        "precision_at_5pct": 0.6,
+    }
+    assert run["params"] == {"num_leaves": "63", "learning_rate": "0.05"}
+    assert run["tags"]["mlflow.source.git.commit"] == PR_HEAD
+    assert run["url"].startswith(f"{mlflow_server.uri}/#/experiments/")
+    assert champion == {
+        "version": "1",
+        "url": f"{mlflow_server.uri}/#/models/{name}/versions/1",
+        "metrics": {"auc": 0.88},
+    }
+    assert client.calls == 9  # the figure the benchmark reports
+
+    mlflow_server.set_alias(name, "champion", second["version"])  # promoted: compared with itself
+    facts = MlflowSource(client).collect(project(name))["mlflow"]
+    assert facts["champion"]["version"] == "2" and facts["champion"]["metrics"]["auc"] == 0.91
+
+
+def test_a_model_nobody_registered_has_no_version(mlflow_server):
+    name = unique("never-registered")
+    facts = MlflowSource(MlflowClient(mlflow_server.uri)).collect(project(name))
+    assert facts == {"mlflow": {"model": name, "version": None, "run": None, "champion": None}}
+
+
+def test_a_version_without_signature_fails_the_packaging_check(mlflow_server, default_policies):
+    name = unique()
+    mlflow_server.log_model(name, signature=False)
+    fragment = MlflowSource(MlflowClient(mlflow_server.uri)).collect(project(name, "no-such-alias"))
+    version = fragment["mlflow"]["version"]
+    assert version["signature"] is None and version["has_input_example"] is False
+    assert fragment["mlflow"]["champion"] is None  # an unknown alias is no champion, not an error
+    evidence = assemble(ProjectEvidence(key="churn-model", models=[name]), [fragment])
+    gate = default_policies.gates["model-packaged"]
+    result = evaluate(gate, evidence, [], [], datetime.now(UTC), default_policies)
+    [packaged] = [c for c in result.checks if c.id == "version-packaged"]
+    assert packaged.outcome == "failed"
+    assert packaged.found == f"{name} v1: no signature; no input example"
+
+
+# -- webhooks: connect, deliver, decide -----------------------------------------------------
+
+
+@pytest.fixture
+def clean_webhooks(mlflow_server):
+    yield
+    mlflow_server.delete_webhooks()
+
+
+def connect(uri: str, receiver: str, monkeypatch, *extra: str):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("PHASEGATE_MLFLOW_WEBHOOK_SECRET", signing.MLFLOW_SECRET)
+    return CliRunner().invoke(cli, ["mlflow", "connect", "--url", receiver, *extra])
+
+
+def test_connect_registers_one_webhook_and_updates_it_when_run_again(
+    mlflow_server, clean_webhooks, monkeypatch, tmp_path
+):
+    monkeypatch.chdir(tmp_path)
+    receiver = f"http://127.0.0.1:{free_port()}"
+    first = connect(mlflow_server.uri, receiver, monkeypatch)
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("created webhook ")
+    for event in ("registered_model.created", "model_version.created", "model_version_tag.set"):
+        assert event in first.output
+    assert "model_version_alias.created, model_version_alias.deleted" in first.output
+    again = connect(mlflow_server.uri, receiver + "/", monkeypatch)
+    assert again.exit_code == 0 and again.output.startswith("updated webhook ")
+    hooks = mlflow_server.api("GET", "webhooks")["webhooks"]
+    assert [h["url"] for h in hooks] == [f"{receiver}/webhooks/mlflow"]
+    assert signing.MLFLOW_SECRET not in first.output + again.output
+
+    monkeypatch.delenv("PHASEGATE_MLFLOW_WEBHOOK_SECRET")
+    refused = CliRunner().invoke(cli, ["mlflow", "connect", "--url", receiver])
+    assert refused.exit_code == 2 and "PHASEGATE_MLFLOW_WEBHOOK_SECRET" in refused.output
+
+
+@pytest.mark.usefixtures("prefect_harness", "clean_webhooks")
+def test_registering_a_version_reaches_the_receiver_and_the_gate_decides(
+    mlflow_server, world, monkeypatch
+):
+    from flows.process_inbox import process_inbox
+
+    name = unique()
+    projects = world.root / "policies" / "projects" / "churn-model.yaml"
+    projects.write_text(projects.read_text().replace("churn-classifier", name))
+    world.use_evidence("model-packaged.passed.json")
+    facts = world.checkout / ".phasegate" / "evidence.json"
+    facts.write_text(
+        json.dumps({k: v for k, v in json.loads(facts.read_text()).items() if k != "mlflow"})
+    )
+    now = datetime.now(UTC)
+    world.store.ensure_project("churn-model", "framing", now)
+    world.store.transition(
+        project="churn-model",
+        to_phase="model-development",
+        kind="advance",
+        reason="setup",
+        evaluation_id=None,
+        at=now,
+    )
+    monkeypatch.setenv("PHASEGATE_MLFLOW_WEBHOOK_SECRET", signing.MLFLOW_SECRET)
+    settings = Settings()
+    with serving(create_app(settings, world.store)) as receiver:
+        assert connect(mlflow_server.uri, receiver, monkeypatch, "--test").exit_code == 0
+        first = mlflow_server.log_model(name, metrics={"auc": 0.87})
+        mlflow_server.set_alias(name, "champion", first["version"])
+        mlflow_server.log_model(name, metrics={"auc": 0.93}, commit=PR_HEAD)
+        mlflow_server.api(
+            "POST",
+            "model-versions/set-tag",
+            json={"name": name, "version": "2", "key": "validated", "value": "yes"},
+        )
+        mlflow_server.api(
+            "DELETE", "registered-models/alias", json={"name": name, "alias": "champion"}
+        )
+        kinds = {
+            "registered_model.created",
+            "model_version.created",
+            "model_version_alias.created",
+            "model_version_tag.set",
+            "model_version_alias.deleted",
+        }
+        wait_for(
+            lambda: kinds <= {r.kind for r in world.store.inbox_events(source="mlflow")}, timeout=30
+        )
+
+    rows = world.store.inbox_events(source="mlflow")
+    tested = {r.id for r in rows if r.payload["data"].get("name") != name}
+    assert tested, "the --test delivery arrived too, signed with the same secret"
+    totals = process_inbox()
+    statuses = {
+        r.kind: r.status for r in world.store.inbox_events(source="mlflow") if r.id not in tested
+    }
+    assert set(statuses.values()) == {"done"}, statuses  # every registry event routed
+    assert totals["decisions"] >= 1
+
+    evaluation = world.store.last_evaluations("churn-model")["model-packaged"]
+    checks = {c["id"]: c for c in evaluation.result["checks"]}
+    assert checks["version-packaged"]["outcome"] == "passed"
+    assert checks["version-packaged"]["found"] == f"{name} v2 is READY and packaged"
+    assert checks["trained-from-pr"]["outcome"] == "passed"
+    assert checks["primary-metric"]["found"] == "auc = 0.93"  # the champion alias was deleted
+    assert evaluation.status == "awaiting_approval"  # every check passed; people decide now
