@@ -10,12 +10,14 @@ model really takes as input (the registered version's signature), or they watch 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pydantic import Field
 
 from gates.checks.base import Finding, Location, Params, listing, register
 from gates.checks.text import matching_files
 from gates.evidence import Evidence, PathKey
-from gates.monitoring import REQUIRED, validate
+from gates.monitoring import REQUIRED, Validated, validate
 
 
 class MonitoringConfig(Params):
@@ -29,6 +31,12 @@ class MonitoringConfig(Params):
         description="Drift checks must name input columns of the model version's signature "
         "(checked when the version has one).",
     )
+
+
+@lru_cache(maxsize=256)
+def _validated(content: str, require: tuple[str, ...]) -> Validated:
+    """Parsing YAML with positions is slow; the same file is checked at every evaluation."""
+    return validate(content, list(require))
 
 
 def _reads(params: MonitoringConfig) -> list[PathKey]:
@@ -66,7 +74,7 @@ def run(params: MonitoringConfig, evidence: Evidence) -> Finding:
 
     if file.content is None:
         return wrong(f"{file.path}: content not collected")
-    checked = validate(file.content, params.require)
+    checked = _validated(file.content, tuple(params.require))
     if checked.problems:
         first = checked.problems[0]
         more = f" (and {len(checked.problems) - 1} more)" if len(checked.problems) > 1 else ""
