@@ -121,6 +121,7 @@ def main() -> None:
             stderr=subprocess.STDOUT,
         )
         latencies: list[float] = []
+        registrations: dict[str, datetime] = {}
         try:
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
@@ -147,6 +148,7 @@ def main() -> None:
                     },
                 )["model_version"]
                 registered = datetime.fromtimestamp(created["creation_timestamp"] / 1000, UTC)
+                registrations[created["version"]] = registered
                 waited = time.monotonic()
                 while (at := decided_at(store, created["version"])) is None:
                     if time.monotonic() - waited > 60:
@@ -155,10 +157,18 @@ def main() -> None:
                     time.sleep(0.05)
                 if at is not None:
                     latencies.append((at - registered).total_seconds())
+            inbox = store.inbox_counts()
+            received = {
+                r.payload["data"]["version"]: r.received_at
+                for r in store.inbox_events(source="mlflow", limit=10 * args.versions)
+            }
+            deliveries = [(received[v] - at).total_seconds() for v, at in registrations.items()]
         finally:
             serve.send_signal(signal.SIGTERM)
             serve.wait(timeout=60)
             log.close()
+            if len(latencies) < args.versions:
+                print((folder / "serve.log").read_text()[-6000:], file=sys.stderr)
 
         client = MlflowClient(mlflow.uri)
         project = load_or_raise(folder / "policies").projects["churn-model"]
@@ -168,10 +178,16 @@ def main() -> None:
 
     print(f"registrations : {args.versions} versions registered one after another (REST)")
     print(f"decided       : {len(latencies)}/{args.versions} got a model-packaged decision")
+    print(f"inbox         : {inbox}")
     if latencies:
         print(
             f"register→decision: p50 {statistics.median(latencies):.2f} s, "
             f"p95 {percentile(latencies, 0.95):.2f} s, max {max(latencies):.2f} s"
+        )
+        print(f"  all (s)     : {' '.join(f'{x:.1f}' for x in latencies)}")
+        print(
+            f"  of which MLflow's webhook delivery: p50 {statistics.median(deliveries):.2f} s, "
+            f"max {max(deliveries):.2f} s"
         )
     print(
         f"MLflow REST calls per evaluation: {client.calls} ({collect_ms:.0f} ms for one collection)"

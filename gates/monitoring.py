@@ -83,9 +83,6 @@ class MonitoringConfigFile(BaseModel):
         min_length=1, description="What to roll back to, e.g. churn-classifier@champion-previous."
     )
 
-    def drift_columns(self) -> list[str]:
-        return [d.column for d in self.drift]
-
 
 REQUIRED: list[str] = [
     name for name, field in MonitoringConfigFile.model_fields.items() if field.is_required()
@@ -106,9 +103,13 @@ class Problem:
 
 @dataclass(frozen=True)
 class Validated:
-    data: dict[str, Any] | None  # the document as plain values, when it is a mapping
-    config: MonitoringConfigFile | None  # when it validated
+    data: dict[str, Any]  # the document as plain values ({} when it is not a mapping)
     problems: list[Problem]
+
+    def drift_columns(self) -> list[str]:
+        """The columns drift is checked on (meaningful once there are no problems)."""
+        drift = self.data.get("drift") or []
+        return [d if isinstance(d, str) else str(d.get("column")) for d in drift]
 
 
 def validate(content: str, require: list[str] | None = None) -> Validated:
@@ -120,9 +121,9 @@ def validate(content: str, require: list[str] | None = None) -> Validated:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        return Validated(None, None, [Problem(line, f"invalid YAML: {exc.problem or exc.context}")])
+        return Validated({}, [Problem(line, f"invalid YAML: {exc.problem or exc.context}")])
     if not isinstance(tree, CommentedMap):
-        return Validated(None, None, [Problem(1, "not a mapping of settings")])
+        return Validated({}, [Problem(1, "not a mapping of settings")])
     data = _plain(tree)
     problems = _missing(data, require, tree)
     try:
@@ -140,7 +141,7 @@ def validate(content: str, require: list[str] | None = None) -> Validated:
             for name in config.thresholds
             if name not in config.metrics
         ]
-    return Validated(data, config if not problems else None, problems)
+    return Validated(data, problems)
 
 
 def _missing(data: dict[str, Any], require: list[str], tree: CommentedMap) -> list[Problem]:

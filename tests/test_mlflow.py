@@ -185,6 +185,19 @@ def test_a_version_without_signature_fails_the_packaging_check(mlflow_server, de
 # -- webhooks: connect, deliver, decide -----------------------------------------------------
 
 
+def move_to_model_development(world) -> None:
+    now = datetime.now(UTC)
+    world.store.ensure_project("churn-model", "framing", now)
+    world.store.transition(
+        project="churn-model",
+        to_phase="model-development",
+        kind="advance",
+        reason="test setup",
+        evaluation_id=None,
+        at=now,
+    )
+
+
 @pytest.fixture
 def clean_webhooks(mlflow_server):
     yield
@@ -233,16 +246,7 @@ def test_registering_a_version_reaches_the_receiver_and_the_gate_decides(
     facts.write_text(
         json.dumps({k: v for k, v in json.loads(facts.read_text()).items() if k != "mlflow"})
     )
-    now = datetime.now(UTC)
-    world.store.ensure_project("churn-model", "framing", now)
-    world.store.transition(
-        project="churn-model",
-        to_phase="model-development",
-        kind="advance",
-        reason="setup",
-        evaluation_id=None,
-        at=now,
-    )
+    move_to_model_development(world)
     monkeypatch.setenv("PHASEGATE_MLFLOW_WEBHOOK_SECRET", signing.MLFLOW_SECRET)
     settings = Settings()
     with serving(create_app(settings, world.store)) as receiver:
@@ -286,3 +290,22 @@ def test_registering_a_version_reaches_the_receiver_and_the_gate_decides(
     assert checks["trained-from-pr"]["outcome"] == "passed"
     assert checks["primary-metric"]["found"] == "auc = 0.93"  # the champion alias was deleted
     assert evaluation.status == "awaiting_approval"  # every check passed; people decide now
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_without_webhooks_reconcile_reads_the_registry_afresh(mlflow_server, world, monkeypatch):
+    from flows.reconcile import reconcile
+
+    name = unique()
+    projects = world.root / "policies" / "projects" / "churn-model.yaml"
+    projects.write_text(projects.read_text().replace("churn-classifier", name))
+    world.use_evidence("model-packaged.passed.json")
+    move_to_model_development(world)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    mlflow_server.log_model(name, metrics={"auc": 0.9})
+
+    reconcile()  # no webhook told phasegate; the scheduled run finds the new version
+
+    evaluation = world.store.last_evaluations("churn-model")["model-packaged"]
+    [packaged] = [c for c in evaluation.result["checks"] if c["id"] == "version-packaged"]
+    assert packaged["found"] == f"{name} v1 is READY and packaged"

@@ -81,12 +81,12 @@ def run(params: MonitoringConfig, evidence: Evidence) -> Finding:
         if first.message.startswith("lacks "):
             return wrong(f"{file.path} {first.message}{more}", first.line)
         return wrong(f"{file.path}:{first.line}: {first.message}{more}", first.line)
-    model = checked.data.get("model") if checked.data else None
+    model = checked.data.get("model")
     if models and model not in models:
         return wrong(f"{file.path} monitors {model!r}")
-    if params.drift_on_inputs and checked.config and (inputs := _input_columns(evidence)):
+    if params.drift_on_inputs and (inputs := _input_columns(evidence)):
         label, columns = inputs
-        strangers = [c for c in checked.config.drift_columns() if c not in columns]
+        strangers = [c for c in checked.drift_columns() if c not in columns]
         if strangers:
             return wrong(
                 f"{file.path} drift checks {listing(strangers)}, not input(s) of {label} "

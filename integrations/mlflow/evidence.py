@@ -47,7 +47,7 @@ class MlflowSource:
         self.client = client
 
     def collect(self, project: Project, pull_request: int | None = None) -> dict[str, Any]:
-        """The same for every pull request: the registry and monitoring are per project."""
+        """The same for every pull request: the registry knows versions, not PRs."""
         if project.mlflow is None:
             return {}
         model = project.mlflow.models[0]
@@ -102,7 +102,7 @@ class MlflowSource:
         return {
             "name": name,
             "version": number,
-            "status": version.get("status", "READY"),
+            "status": version.get("status") or "UNKNOWN",
             "url": self.client.version_url(name, number),
             "run_id": version.get("run_id") or None,
             # Open-source MLflow leaves a version's user_id empty; the run says who trained it.

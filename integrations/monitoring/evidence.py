@@ -22,6 +22,7 @@ from typing import Any
 from gates.events import Event, route
 from gates.policy import PolicySet, Project
 from gates.store import Store
+from gates.store.tables import InboxEventRow
 from integrations.inbound import normalise
 from integrations.monitoring.reports import KIND as REPORT
 
@@ -51,7 +52,7 @@ class MonitoringSource:
         self._events: dict[int, list[Event]] = {}  # inbox rows never change once stored
 
     def collect(self, project: Project, pull_request: int | None = None) -> dict[str, Any]:
-        """The same for every pull request: the registry and monitoring are per project."""
+        """The same for every pull request: a model is monitored in production, not per PR."""
         since = datetime.now(UTC) - self.window
         rows = self.store.inbox_events(
             source="monitoring", since=since, limit=ROWS_READ, newest=True
@@ -60,7 +61,7 @@ class MonitoringSource:
         signals: dict[tuple[str, str | None], dict[str, Any]] = {}
         alerts: dict[str, dict[str, Any]] = {}
         for row in rows:
-            for event in self._read(row.id, row.source, row.kind, row.payload, row.received_at):
+            for event in self._read(row):
                 if project.key not in route(policies, event).projects:
                     continue
                 signal = self._signal(event, row.received_at)
@@ -78,17 +79,16 @@ class MonitoringSource:
             }
         }
 
-    def _read(
-        self, row_id: int, source: str, kind: str, payload: dict[str, Any], received: datetime
-    ) -> list[Event]:
-        if row_id not in self._events:
+    def _read(self, row: InboxEventRow) -> list[Event]:
+        if row.id not in self._events:
             if len(self._events) > 4 * ROWS_READ:
                 self._events.clear()
             try:
-                self._events[row_id] = normalise(source, kind, payload, received)
+                events = normalise(row.source, row.kind, row.payload, row.received_at)
             except ValueError:  # an unreadable row is failed by process-inbox, with the reason
-                self._events[row_id] = []
-        return self._events[row_id]
+                events = []
+            self._events[row.id] = events
+        return self._events[row.id]
 
     def _is_heartbeat(self, event: Event) -> bool:
         return event.labels.get("alertname", "").lower() in self.heartbeats
