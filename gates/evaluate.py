@@ -223,14 +223,14 @@ def _disqualified(
     person: Person,
     approval: Approval,
     roles: set[str],
-    author: Person | None,
+    authors: set[str],
     digest: str,
     now: datetime,
 ) -> str | None:
     """Why an approval does not count towards a rule, or None when it does."""
     if not roles.intersection(rule.roles):
         return f"lacks role {' or '.join(rule.roles)}"
-    if author is not None and author.id == person.id and not rule.allow_author:
+    if person.id in authors and not rule.allow_author:
         return "is the author of the gated work and may not approve it"
     if approval.at > now:
         return "approval is dated in the future"
@@ -251,8 +251,7 @@ def _approvals(
     now: datetime,
     policies: PolicySet,
 ) -> tuple[list[RuleResult], list[Rejection], list[Ignored]]:
-    author_login = evidence.subject.author if evidence.subject else None
-    author = policies.person(author_login) if author_login else None
+    authors = {p.id for name in evidence.authors if (p := policies.person(name))}
     latest: dict[str, tuple[Person, Approval]] = {}
     ignored: list[Ignored] = []
     for approval in sorted(approvals, key=lambda a: a.at):
@@ -269,7 +268,7 @@ def _approvals(
         approvers = []
         for person, approval in latest.values():
             roles = held[person.id]
-            why = _disqualified(rule, person, approval, roles, author, digest, now)
+            why = _disqualified(rule, person, approval, roles, authors, digest, now)
             if why is None and approval.decision == "approve":
                 approvers.append(person.id)
             elif why is None:
@@ -287,7 +286,7 @@ def _approvals(
             p.id
             for role in rule.roles
             for p in policies.holders(project, role)
-            if p.id not in approvers and (rule.allow_author or author is None or p.id != author.id)
+            if p.id not in approvers and (rule.allow_author or p.id not in authors)
         ]
         rules.append(
             RuleResult(

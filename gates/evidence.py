@@ -228,6 +228,17 @@ class Evidence(Fact):
         an event re-evaluates several gates over one snapshot."""
         return {}
 
+    @property
+    def authors(self) -> list[str]:
+        """Who made the gated work, as the sources name them: the pull request's author and
+        the person who registered (or trained) the model version. The author rule of an
+        approval applies to each: registering a model does not entitle one to approve it."""
+        named = [
+            self.subject.author if self.subject else None,
+            self.mlflow.version and self.mlflow.version.user_id,
+        ]
+        return list(dict.fromkeys(n for n in named if n))
+
     def issues_labelled(self, label: str) -> list[Issue]:
         wanted = label.lower()
         return [i for i in self.github.issues if wanted in (lbl.lower() for lbl in i.labels)]

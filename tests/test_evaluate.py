@@ -192,6 +192,18 @@ def test_author_may_not_approve_their_own_work(small_dir):
     assert result.approvals[0].candidates == []
 
 
+def test_who_registered_the_model_version_may_not_approve_it(small_dir):
+    policies = policies_with(small_dir, METRIC)
+    version = {"name": "m", "version": "3", "status": "READY", "user_id": "ann-gh"}
+    ev = evidence(
+        mlflow={"version": version, "run": {"id": "r1", "metrics": {"auc": 0.9}}},
+        subject={"kind": "pull_request", "author": "ben"},  # someone else opened the PR
+    )
+    result = run(policies, ev, [approval("ann", policies, ev)])
+    assert result.status == "awaiting_approval"
+    assert result.ignored[0].reason == "is the author of the gated work and may not approve it"
+
+
 def test_approval_expires(small_dir):
     policies = policies_with(small_dir, METRIC)
     ev = evidence(mlflow={"run": {"id": "r1", "metrics": {"auc": 0.9}}})
