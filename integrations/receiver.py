@@ -8,7 +8,6 @@ if it is lost, the scheduled ``reconcile`` flow finds the pending event anyway.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -21,7 +20,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from gates.store import Store
-from integrations import signatures
+from integrations import signatures, strict_json
 from integrations.github import inbound as github_inbound
 from integrations.mlflow import inbound as mlflow_inbound
 from integrations.monitoring import inbound as alerts_inbound
@@ -61,12 +60,16 @@ class Sender:
 
 def _json(body: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return strict_json.loads(body)
+    except strict_json.Malformed as exc:
         raise Rejected(400, f"malformed JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise Rejected(400, "malformed JSON: expected an object")
-    return value
+
+
+def _unreadable(sender: str, exc: Exception) -> Rejected:
+    """A signed payload whose shape the sender's reader does not understand: 400, never the
+    "retry later" 503, because sending the same body again can never succeed."""
+    detail = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+    return Rejected(400, f"malformed {sender} payload: {detail}")
 
 
 def _slack_form(body: bytes) -> dict[str, Any]:
@@ -186,8 +189,21 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
             body = await _read(request, settings.max_body_bytes)
             if not sender.verify(sender.secret, body, request.headers):
                 raise Rejected(401, f"{sender.name} signature missing or invalid")
-            payload = sender.parse(body)
-            delivery, kind = sender.identify(payload, request.headers)
+            try:
+                payload = sender.parse(body)
+                strict_json.check_storable(payload)
+                delivery, kind = sender.identify(payload, request.headers)
+            except Rejected:
+                raise
+            except strict_json.Malformed as exc:
+                raise Rejected(400, f"malformed JSON: {exc}") from None
+            except Exception as exc:  # the sender's reader choked on a shape it did not expect
+                raise _unreadable(sender.name, exc) from None
+        except Rejected as exc:
+            if exc.status != 503:
+                log.warning("rejected a %s request from %s: %s", sender.name, peer, exc.reason)
+            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        try:
             row, created = await run_in_threadpool(
                 store.add_inbox_event,
                 source=sender.name,
@@ -196,11 +212,7 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
                 payload=payload,
                 received_at=datetime.now(UTC),
             )
-        except Rejected as exc:
-            if exc.status != 503:
-                log.warning("rejected a %s request from %s: %s", sender.name, peer, exc.reason)
-            return JSONResponse({"error": exc.reason}, status_code=exc.status)
-        except Exception:
+        except Exception:  # only the store is left to fail: the sender's retry may succeed
             log.exception("could not store a %s event; the sender should retry", sender.name)
             return JSONResponse(
                 {"error": "phasegate could not store the event; retry later"}, status_code=503

@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -124,6 +125,90 @@ def test_malformed_json_is_a_400_with_a_reason(receiver):
     assert answer.status_code == 400
     assert answer.json()["error"].startswith("malformed JSON")
     assert store.inbox_events() == []
+
+
+def _signed(path: str, body: bytes) -> dict[str, str]:
+    if path == "/webhooks/github":
+        return signing.github(body, "issues")
+    if path == "/webhooks/alerts":
+        return signing.alerts()
+    return signing.slack(body)
+
+
+SLACK_CLICK = {"type": "block_actions", "trigger_id": "t1", "actions": [{"action_ts": "1.1"}]}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "reason"),
+    [
+        (
+            "/webhooks/github",
+            b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "malformed JSON: nested deeper than 100 levels",
+        ),
+        (
+            "/webhooks/github",
+            b'{"a": ' + b"[" * 150 + b"]" * 150 + b"}",
+            "malformed JSON: nested deeper than 100 levels",
+        ),
+        ("/webhooks/github", b'{"action": "edited", "n": NaN}', "NaN is not a JSON value"),
+        ("/webhooks/github", b'{"n": -Infinity}', "-Infinity is not a JSON value"),
+        (
+            "/webhooks/github",
+            b'{"action": "edited", "title": "\\ud800"}',
+            "malformed JSON: \\ud800 is not valid Unicode text",
+        ),
+        (
+            "/webhooks/alerts",
+            json.dumps({**signing.alertmanager(), "alerts": 5}).encode(),
+            "malformed monitoring payload: 'alerts' must be a list of alerts, found 5",
+        ),
+        (
+            "/webhooks/alerts",
+            json.dumps({**signing.alertmanager(), "alerts": None}).encode(),
+            "malformed monitoring payload: 'alerts' must be a list of alerts, found null",
+        ),
+        (
+            "/slack/interactions",
+            signing.slack_body({**SLACK_CLICK, "actions": {"x": 1}}),
+            "malformed slack payload: 'actions' must be a list",
+        ),
+        (
+            "/slack/interactions",
+            urlencode({"payload": '{"type": "block_actions", "n": NaN}'}).encode(),
+            "malformed JSON: Out of range float values are not JSON compliant",
+        ),
+        (
+            "/slack/interactions",
+            urlencode({"payload": '{"type": "block_actions", "text": "\\ud800"}'}).encode(),
+            "\\ud800 is not valid Unicode text",
+        ),
+    ],
+    ids=[
+        "too-deep-for-the-parser",
+        "too-deep-to-store",
+        "nan",
+        "infinity",
+        "lone-surrogate",
+        "alerts-not-a-list",
+        "alerts-null",
+        "slack-actions-not-a-list",
+        "slack-nan",
+        "slack-lone-surrogate",
+    ],
+)
+def test_signed_but_unreadable_payload_is_a_400_with_the_reason(
+    receiver, caplog, path, body, reason
+):
+    """A 503 would tell the sender to retry a body that can never be stored: Alertmanager
+    would repeat it forever. A 400 says what is wrong with it, and nothing is kept."""
+    http, store, notify = receiver
+    with caplog.at_level(logging.WARNING):
+        answer = http.post(path, content=body, headers=_signed(path, body))
+    assert answer.status_code == 400, answer.text
+    assert reason in answer.json()["error"]
+    assert store.inbox_events() == [] and notify.calls == []
+    assert "could not store" not in caplog.text and "rejected a" in caplog.text
 
 
 def test_missing_delivery_header_is_a_400(receiver):

@@ -18,9 +18,12 @@ from gates.events import Event
 def delivery_id(body: dict[str, Any]) -> str:
     """Alertmanager sends no delivery id: the group, its status and its alerts' times identify
     a notification, so a repeat of the same notification is recognised as one."""
+    given = body.get("alerts", [])
+    if not isinstance(given, list):
+        raise ValueError(f"'alerts' must be a list of alerts, found {json.dumps(given)[:80]}")
     alerts = [
         [a.get("fingerprint"), a.get("status"), a.get("startsAt"), a.get("endsAt")]
-        for a in body.get("alerts", [])
+        for a in given
         if isinstance(a, dict)
     ]
     key = json.dumps([body.get("groupKey"), body.get("status"), sorted(map(str, alerts))])

@@ -35,6 +35,8 @@ def parse(body: bytes) -> dict[str, Any]:
 def delivery_id(payload: dict[str, Any]) -> str:
     """A click is identified by its action timestamp; a submission by its view and its hash."""
     actions = payload.get("actions") or [{}]
+    if not isinstance(actions, list):
+        raise ValueError(f"'actions' must be a list, found {json.dumps(actions)[:80]}")
     first = actions[0] if isinstance(actions[0], dict) else {}
     view = payload.get("view") if isinstance(payload.get("view"), dict) else {}
     parts = [first.get("action_ts"), view.get("id"), view.get("hash"), payload.get("trigger_id")]
