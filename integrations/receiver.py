@@ -4,12 +4,22 @@ Order matters. Verification comes before anything is parsed or stored, so a forg
 costs nothing and leaves nothing behind. The inbox write comes before the answer, so an
 accepted event survives any crash after it. The Prefect event comes last and is only a nudge:
 if it is lost, the scheduled ``reconcile`` flow finds the pending event anyway.
+
+One exception to "stored before answered": Slack shows the person an error unless it gets its
+answer within 3 s, and a SQLite writer may wait far longer for another process's lock. So a
+Slack interaction is answered after at most 2.5 s and its write finishes in the background;
+if that write fails after all, the person is told through the interaction's response_url to
+click again. A signed body that cannot be read is a 400 with the reason (resending it cannot
+help); only a store failure is a 503, which tells the sender to retry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -28,12 +38,17 @@ from integrations.monitoring import reports as reports_inbound
 from integrations.slack import inbound as slack_inbound
 from integrations.slack.client import slack_client
 from integrations.slack.dialog import ReasonDialog
+from integrations.slack.unrecorded import Unrecorded
 from phasegate.settings import Settings
 
 log = logging.getLogger("phasegate.receiver")
 
 INBOX_EVENT = "phasegate.inbox.received"
 Notify = Callable[[int, str, str], None]
+SLACK_ANSWER_WITHIN_S = 2.5
+"""Slack shows the person an error unless it is answered within 3 s of the click."""
+LATE_WRITES_GRACE_S = 10.0
+"""On shutdown, how long writes answered before they finished may still take."""
 
 
 class Rejected(Exception):
@@ -55,7 +70,12 @@ class Sender:
     verify: Callable[[str, bytes, Mapping[str, str]], bool]
     parse: Callable[[bytes], dict[str, Any]]
     identify: Callable[[dict[str, Any], Mapping[str, str]], tuple[str, str]]
-    answer: Callable[[int, bool], Response]
+    answer: Callable[[int | None, bool], Response]
+    """The answer for (inbox id, newly stored); the id is None when answered before stored."""
+    answer_within_s: float | None = None
+    """Answer by then even if the inbox write is still waiting (None: wait for it)."""
+    lost: Callable[[dict[str, Any]], None] | None = None
+    """Called with the payload when a write answered early fails after all."""
 
 
 def _json(body: bytes) -> dict[str, Any]:
@@ -86,14 +106,14 @@ def _required(headers: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _accepted(inbox_id: int, created: bool) -> Response:
+def _accepted(inbox_id: int | None, created: bool) -> Response:
     status = "accepted" if created else "duplicate"
     return JSONResponse(
         {"status": status, "inbox_id": inbox_id}, status_code=202 if created else 200
     )
 
 
-def _slack_ack(inbox_id: int, created: bool) -> Response:
+def _slack_ack(inbox_id: int | None, created: bool) -> Response:
     return Response(status_code=200)  # an empty 200 is what Slack expects, within 3 s
 
 
@@ -152,6 +172,8 @@ def senders(settings: Settings) -> dict[str, Sender]:
                 f"slack.{body.get('type', 'unknown')}",
             ),
             _slack_ack,
+            SLACK_ANSWER_WITHIN_S,
+            Unrecorded(settings.slack_response_url_base),
         ),
     }
 
@@ -169,42 +191,91 @@ async def _read(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _admit(sender: Sender, request: Request, limit: int) -> tuple[dict[str, Any], str, str]:
+    """Verify, then read: the payload, its delivery id and kind, or :class:`Rejected`."""
+    if not sender.secret:
+        peer = request.client.host if request.client else "?"
+        log.warning(
+            "refused a %s webhook from %s: %s is not set", sender.name, peer, sender.setting
+        )
+        raise Rejected(503, f"{sender.name} webhooks are not configured here: set {sender.setting}")
+    body = await _read(request, limit)
+    if not sender.verify(sender.secret, body, request.headers):
+        raise Rejected(401, f"{sender.name} signature missing or invalid")
+    try:
+        payload = sender.parse(body)
+        strict_json.check_storable(payload)
+        delivery, kind = sender.identify(payload, request.headers)
+    except Rejected:
+        raise
+    except strict_json.Malformed as exc:
+        raise Rejected(400, f"malformed JSON: {exc}") from None
+    except Exception as exc:  # the sender's reader choked on a shape it did not expect
+        raise _unreadable(sender.name, exc) from None
+    return payload, delivery, kind
+
+
 def create_app(settings: Settings, store: Store, notify: Notify | None = None) -> FastAPI:
     """The receiver as an ASGI app; ``notify`` is called for every newly stored event."""
-    app = FastAPI(title="phasegate receiver", docs_url=None, redoc_url=None)
+    late: set[asyncio.Task[None]] = set()
+    """Writes answered before they finished (Slack's deadline): referenced until they end."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if late:  # let them end, so that their outcome is logged and told
+            log.info("waiting for %d inbox write(s) answered before they finished", len(late))
+            await asyncio.wait(late, timeout=LATE_WRITES_GRACE_S)
+
+    app = FastAPI(title="phasegate receiver", docs_url=None, redoc_url=None, lifespan=lifespan)
     by_name = senders(settings)
     slack_api = slack_client(settings)
     dialog = ReasonDialog(slack_api) if slack_api is not None else None
 
-    async def receive(sender: Sender, request: Request) -> Response:
-        peer = request.client.host if request.client else "?"
-        try:
-            if not sender.secret:
-                log.warning(
-                    "refused a %s webhook from %s: %s is not set", sender.name, peer, sender.setting
-                )
-                raise Rejected(
-                    503, f"{sender.name} webhooks are not configured here: set {sender.setting}"
-                )
-            body = await _read(request, settings.max_body_bytes)
-            if not sender.verify(sender.secret, body, request.headers):
-                raise Rejected(401, f"{sender.name} signature missing or invalid")
+    def kept(sender: Sender, kind: str, delivery: str, row_id: int, created: bool) -> None:
+        if not created:
+            log.info("inbox #%s: %s delivery %s again, ignored", row_id, sender.name, delivery)
+            return
+        log.info("inbox #%s: %s %s (delivery %s)", row_id, sender.name, kind, delivery)
+        if notify is not None:
             try:
-                payload = sender.parse(body)
-                strict_json.check_storable(payload)
-                delivery, kind = sender.identify(payload, request.headers)
-            except Rejected:
-                raise
-            except strict_json.Malformed as exc:
-                raise Rejected(400, f"malformed JSON: {exc}") from None
-            except Exception as exc:  # the sender's reader choked on a shape it did not expect
-                raise _unreadable(sender.name, exc) from None
+                notify(row_id, sender.name, kind)
+            except Exception:  # the inbox is the truth; reconcile picks the event up
+                log.warning("could not emit the Prefect event for inbox #%s", row_id, exc_info=True)
+
+    async def finish_late(
+        sender: Sender, kind: str, delivery: str, payload: dict[str, Any], write: asyncio.Future
+    ) -> None:
+        started = time.monotonic()
+        try:
+            row, created = await write
+        except Exception:
+            log.exception(
+                "the %s event %s was answered but could not be stored: it is lost",
+                sender.name,
+                delivery,
+            )
+            if sender.lost is not None:
+                await run_in_threadpool(sender.lost, payload)
+            return
+        log.info(
+            "inbox #%s: stored %.1f s after %s was answered",
+            row.id,
+            time.monotonic() - started,
+            delivery,
+        )
+        kept(sender, kind, delivery, row.id, created)
+
+    async def receive(sender: Sender, request: Request) -> Response:
+        try:
+            payload, delivery, kind = await _admit(sender, request, settings.max_body_bytes)
         except Rejected as exc:
             if exc.status != 503:
+                peer = request.client.host if request.client else "?"
                 log.warning("rejected a %s request from %s: %s", sender.name, peer, exc.reason)
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
-        try:
-            row, created = await run_in_threadpool(
+        write = asyncio.ensure_future(
+            run_in_threadpool(
                 store.add_inbox_event,
                 source=sender.name,
                 delivery_id=delivery,
@@ -212,22 +283,27 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
                 payload=payload,
                 received_at=datetime.now(UTC),
             )
+        )
+        done, _ = await asyncio.wait({write}, timeout=sender.answer_within_s)
+        if not done:  # the database is busy: answer in time, finish the write in the background
+            log.warning(
+                "the %s event %s is not stored after %.1f s: answered, still storing",
+                sender.name,
+                delivery,
+                sender.answer_within_s,
+            )
+            task = asyncio.create_task(finish_late(sender, kind, delivery, payload, write))
+            late.add(task)
+            task.add_done_callback(late.discard)
+            return sender.answer(None, True)
+        try:
+            row, created = write.result()
         except Exception:  # only the store is left to fail: the sender's retry may succeed
             log.exception("could not store a %s event; the sender should retry", sender.name)
             return JSONResponse(
                 {"error": "phasegate could not store the event; retry later"}, status_code=503
             )
-        if created:
-            log.info("inbox #%s: %s %s (delivery %s)", row.id, sender.name, kind, delivery)
-            if notify is not None:
-                try:
-                    notify(row.id, sender.name, kind)
-                except Exception:  # the inbox is the truth; reconcile picks the event up
-                    log.warning(
-                        "could not emit the Prefect event for inbox #%s", row.id, exc_info=True
-                    )
-        else:
-            log.info("inbox #%s: %s delivery %s again, ignored", row.id, sender.name, delivery)
+        kept(sender, kind, delivery, row.id, created)
         return sender.answer(row.id, created)
 
     async def github(request: Request) -> Response:

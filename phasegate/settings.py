@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None
     """The Slack app's bot token (xoxb-...): approval requests, notifications, reason dialogs."""
     slack_api_url: str = "https://slack.com/api/"
+    slack_response_url_base: str = "https://hooks.slack.com/"
+    """Where interactions' ``response_url``s point; phasegate posts to none elsewhere."""
 
     github_api_url: str = "https://api.github.com"
     github_app_id: str | None = None

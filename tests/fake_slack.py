@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from tests.servers import serving
 
@@ -75,6 +75,14 @@ class FakeSlack:
                 return JSONResponse({"ok": False, "error": error}, headers=headers)
             return JSONResponse(self.answer(method, args))
 
+        @app.post("/actions/{hook:path}")
+        async def response_url(hook: str, request: Request) -> Response:
+            """An interaction's response_url (hooks.slack.com/actions/...): answers "ok"."""
+            self.calls.append(
+                Call("response_url", {"hook": hook, **json.loads(await request.body())})
+            )
+            return PlainTextResponse("ok")
+
         return app
 
     def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +109,8 @@ class FakeSlack:
 
 @contextmanager
 def fake_slack() -> Iterator[tuple[FakeSlack, str]]:
-    """The fake and the ``PHASEGATE_SLACK_API_URL`` that points slack-sdk at it."""
+    """The fake and the ``PHASEGATE_SLACK_API_URL`` that points slack-sdk at it; its
+    response_urls are ``<base>/actions/...`` (``PHASEGATE_SLACK_RESPONSE_URL_BASE=<base>/``)."""
     fake = FakeSlack()
     with serving(fake.app()) as base:
         yield fake, f"{base}/api/"

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -14,7 +18,8 @@ from gates.store import Store
 from integrations.receiver import create_app
 from phasegate.settings import Settings
 from tests import signing
-from tests.servers import client, serving
+from tests.fake_slack import fake_slack
+from tests.servers import client, serving, wait_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github-webhooks"
 ALL_FIXTURES = sorted(FIXTURES.glob("*/*.json"))
@@ -318,6 +323,67 @@ def test_slack_answers_fast_and_refuses_stale_or_forged(receiver):
     )
     [row] = store.inbox_events()
     assert (row.kind, row.delivery_id) == ("slack.block_actions", "slack-1700000000.1-t1")
+
+
+@contextmanager
+def write_lock(database: Path, seconds: float) -> Iterator[None]:
+    """Another process's write transaction on the SQLite file, held for ``seconds`` (what a
+    long flow-run write, or a backup, does to the receiver)."""
+    holder = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(seconds, lambda: (holder.execute("ROLLBACK"), holder.close()))
+    release.start()
+    try:
+        yield
+    finally:
+        release.join()
+
+
+def _click(response_url: str = "https://hooks.slack.com/actions/T0/1/x") -> bytes:
+    return signing.slack_body(
+        {
+            "type": "block_actions",
+            "trigger_id": "t9",
+            "response_url": response_url,
+            "actions": [{"action_id": "approve", "action_ts": "1700000009.1", "value": "{}"}],
+        }
+    )
+
+
+def test_slack_is_answered_in_time_while_another_writer_holds_the_database(store, tmp_path):
+    notify = Recorder()
+    body = _click()
+    with serving(create_app(settings(), store, notify)) as base, client(base) as http:
+        with write_lock(tmp_path / "receiver.db", seconds=6):
+            started = time.monotonic()
+            answer = http.post("/slack/interactions", content=body, headers=signing.slack(body))
+            answered_s = time.monotonic() - started
+            assert store.inbox_events() == []  # answered, not stored yet: the lock is held
+        [row] = wait_for(store.inbox_events, timeout=10)  # then stored: nothing lost
+        wait_for(lambda: notify.calls)
+    print(f"Slack answered in {answered_s:.2f} s with the database locked for 6 s")
+    assert answer.status_code == 200 and answered_s < 3
+    assert (row.kind, row.delivery_id) == ("slack.block_actions", "slack-1700000009.1-t9")
+    assert notify.calls == [(row.id, "slack", "slack.block_actions")]
+
+
+def test_a_click_answered_but_never_stored_tells_the_person_to_click_again(tmp_path, caplog):
+    broken = Store(f"sqlite:///{tmp_path / 'never-migrated.db'}")  # the late write will fail
+    with fake_slack() as (slack, api):
+        hooks = api.removesuffix("api/")
+        body = _click(response_url=f"{hooks}actions/T0/1/hook")
+        app = create_app(settings(slack_response_url_base=hooks), broken)
+        with serving(app) as base, client(base) as http, caplog.at_level(logging.INFO):
+            with write_lock(tmp_path / "never-migrated.db", seconds=3.5):
+                started = time.monotonic()
+                answer = http.post("/slack/interactions", content=body, headers=signing.slack(body))
+                answered_s = time.monotonic() - started
+            [told] = wait_for(lambda: slack.of("response_url"), timeout=15)
+    assert answer.status_code == 200 and answered_s < 3
+    assert told["hook"] == "T0/1/hook"
+    assert (told["response_type"], told["replace_original"]) == ("ephemeral", False)
+    assert "could not record your click" in told["text"] and "click again" in told["text"]
+    assert "was answered but could not be stored: it is lost" in caplog.text
 
 
 def test_secrets_never_reach_the_log(receiver, caplog):
