@@ -9,8 +9,12 @@ the id of what it made, so a retry can update instead of duplicate), raises
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any, Protocol
+
+log = logging.getLogger("phasegate.actions")
 
 
 class RetryLater(Exception):
@@ -33,18 +37,67 @@ class DecisionLog:
     """The embedded default's side effect: every decision appended to a JSON-lines file.
 
     Idempotent by key: a line already written for this key (the process died before the
-    outbox row was marked done) is not written again.
+    outbox row was marked done) is not written again. The keys are read from the file once,
+    on the first write, and then kept: one deliver-outbox run performs many decisions, and
+    re-reading a growing file for each would make the run quadratic. That is safe because
+    the outbox hands a row to one run at a time, and a dead run's rows go to a later run,
+    which reads the file afresh.
+
+    A process killed in the middle of a write leaves a torn last line. It is cut off (and
+    logged) before anything is appended after it: otherwise the next record would be glued
+    to the fragment, and every reader of the file would fail on that line from then on.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._written: dict[str, int] | None = None
+        """key -> line number, once the file has been read."""
+        self._lines = 0
 
     def __call__(self, key: str, payload: dict[str, Any], external_id: str | None) -> str | None:
+        written = self._written if self._written is not None else self._read()
+        if key in written:
+            return f"{self.path.name}:{written[key]}"
+        line = json.dumps({"key": key, **payload}, sort_keys=True) + "\n"
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, line.encode())  # one write: never half a line but for a kill
+        finally:
+            os.close(descriptor)
+        self._lines += 1
+        written[key] = self._lines
+        return f"{self.path.name}:{self._lines}"
+
+    def _read(self) -> dict[str, int]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            for number, line in enumerate(self.path.read_text().splitlines(), start=1):
-                if json.loads(line).get("key") == key:
-                    return f"{self.path.name}:{number}"
-        with self.path.open("a") as sink:
-            sink.write(json.dumps({"key": key, **payload}, sort_keys=True) + "\n")
-        return f"{self.path.name}:{len(self.path.read_text().splitlines())}"
+        data = self.path.read_bytes() if self.path.exists() else b""
+        if data and not data.endswith(b"\n"):
+            self._repair(data)
+            data = self.path.read_bytes()
+        self._written = {}
+        lines = data.splitlines()
+        for number, line in enumerate(lines, start=1):
+            try:
+                self._written[json.loads(line)["key"]] = number
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s:%d is not a decision record; skipped", self.path, number)
+        self._lines = len(lines)
+        return self._written
+
+    def _repair(self, data: bytes) -> None:
+        """The file ends inside a line: keep it if it is a whole record that only lost its
+        newline, cut it off otherwise."""
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])["key"]
+        except (ValueError, KeyError, TypeError):
+            log.warning(
+                "%s ends with a torn line (%d bytes, a write cut short by a crash): removed",
+                self.path,
+                len(data) - start,
+            )
+            with self.path.open("r+b") as sink:
+                sink.truncate(start)
+        else:
+            with self.path.open("ab") as sink:
+                sink.write(b"\n")
