@@ -7,9 +7,11 @@ used; otherwise a local one is started under ``.phasegate/prefect`` and stopped 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,10 +27,12 @@ from gates.active import ActivePolicies
 from gates.store import Store
 from integrations.nudge import Nudge
 from integrations.receiver import create_app
-from phasegate.settings import Settings
+from phasegate.settings import Settings, displayed_url
 
 log = logging.getLogger("phasegate.serve")
 HOME = Path(".phasegate")
+BACKLOG = 2048  # uvicorn's default
+ALL_INTERFACES = {"0.0.0.0", "::", ""}
 
 
 class ServeError(RuntimeError):
@@ -113,6 +117,70 @@ def prefect_server(port: int) -> Iterator[str]:
         logfile.close()
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """Take the receiver's port before anything else is started: a port already in use is
+    the most common reason ``serve`` cannot work, and it is found out in a second, with a
+    message that says what to do, rather than after a Prefect server has been started."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(
+                f"port {host}:{port} is already in use; pass --port or stop what holds it"
+            ) from None
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _wait_started(receiver: uvicorn.Server, thread: threading.Thread, where: str) -> None:
+    """uvicorn reports a failed start by ``sys.exit`` in its own thread, which ends the
+    thread without a word: wait for one or the other, and say which."""
+    while not receiver.started:
+        if not thread.is_alive():
+            raise ServeError(f"the receiver on {where} did not start (see the log above)")
+        time.sleep(0.05)
+
+
+def public_base(settings: Settings, host: str, port: int) -> tuple[str, str | None]:
+    """The address to give GitHub, Slack, MLflow and Alertmanager, and a note when it is a
+    guess: ``PHASEGATE_PUBLIC_URL`` when set (a proxy or tunnel in front), otherwise the
+    listening address; listening on every interface is no address to call, so this
+    machine's name stands in for it."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/"), None
+    if host in ALL_INTERFACES:
+        guess = f"http://{socket.gethostname()}:{port}"
+        return guess, (
+            f"listening on every interface ({host}); {guess} is this machine's name: "
+            "set PHASEGATE_PUBLIC_URL to the address the senders can reach"
+        )
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}", None
+
+
+def banner(settings: Settings, host: str, port: int, prefect_ui: str) -> str:
+    """What ``serve`` prints once everything is up: the URLs to configure, secrets hidden."""
+    base, note = public_base(settings, host, port)
+    lines = [
+        "phasegate is serving",
+        f"  GitHub webhook     {base}/webhooks/github   (content type application/json)",
+        f"  MLflow webhook     {base}/webhooks/mlflow   (phasegate mlflow connect --url {base})",
+        f"  Alertmanager       {base}/webhooks/alerts   (bearer token PHASEGATE_ALERTS_TOKEN)",
+        f"  Evidently reports  {base}/webhooks/monitoring/reports?model=<name>   (same token)",
+        f"  Slack interactions {base}/slack/interactions",
+        f"  health             {base}/healthz",
+        f"  Prefect UI         {prefect_ui}",
+        f"  store              {displayed_url(settings.database_url)}",
+    ]
+    if note:
+        lines.insert(1, f"  note: {note}")
+    return "\n".join([*lines, "Ctrl-C stops everything."])
+
+
 def serve(settings: Settings, host: str, port: int, prefect_port: int) -> None:
     store = Store(settings.database_url)
     store.migrate()
@@ -123,7 +191,7 @@ def serve(settings: Settings, host: str, port: int, prefect_port: int) -> None:
         log.error("policy error (the last valid set is in force): %s", error)
     HOME.mkdir(exist_ok=True)
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")  # pick triggered runs up fast
-    with prefect_server(prefect_port) as api:
+    with _listen(host, port) as sock, prefect_server(prefect_port) as api:
         from prefect import serve as prefect_serve
 
         from flows.deployments import deployments
@@ -134,25 +202,15 @@ def serve(settings: Settings, host: str, port: int, prefect_port: int) -> None:
                 create_app(settings, store, nudge), host=host, port=port, log_level="info"
             )
         )
-        thread = threading.Thread(target=receiver.run, name="receiver", daemon=True)
-        thread.start()
-        base = f"http://{host}:{port}"
-        print(
-            "phasegate is serving\n"
-            f"  GitHub webhook     {base}/webhooks/github   (content type application/json)\n"
-            f"  MLflow webhook     {base}/webhooks/mlflow   (phasegate mlflow connect --url {base})\n"
-            f"  Alertmanager       {base}/webhooks/alerts   (bearer token PHASEGATE_ALERTS_TOKEN)\n"
-            f"  Evidently reports  {base}/webhooks/monitoring/reports?model=<name>   (same token)\n"
-            f"  Slack interactions {base}/slack/interactions\n"
-            f"  health             {base}/healthz\n"
-            f"  Prefect UI         {api.removesuffix('/api')}\n"
-            f"  store              {settings.database_url}\n"
-            "Ctrl-C stops everything.",
-            flush=True,
+        thread = threading.Thread(
+            target=receiver.run, kwargs={"sockets": [sock]}, name="receiver", daemon=True
         )
-        signal.signal(signal.SIGTERM, _interrupt)
-        threading.Thread(target=_nudge_when_ready, args=(api, nudge), daemon=True).start()
+        thread.start()
         try:
+            _wait_started(receiver, thread, f"{host}:{port}")
+            print(banner(settings, host, port, api.removesuffix("/api")), flush=True)
+            signal.signal(signal.SIGTERM, _interrupt)
+            threading.Thread(target=_nudge_when_ready, args=(api, nudge), daemon=True).start()
             prefect_serve(*deployments(), print_starting_message=False)
         except KeyboardInterrupt:
             pass

@@ -1,16 +1,33 @@
 """Configuration from the environment (``PHASEGATE_*``) or a ``.env`` file.
 
 Secrets are ``SecretStr``: they print as ``**********``, so a settings dump in a log or a
-traceback never leaks one.
+traceback never leaks one. The database URL stays a plain string (every store is opened with
+it) but may hold a password: it is shown only through :func:`displayed_url`, in the banner
+and in the settings' repr alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+def displayed_url(url: str) -> str:
+    """A database URL as it may be printed or logged: its password hidden, whether it is in
+    the URL's user part or in a ``?password=`` parameter."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "<not a database URL; not shown>"
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "hidden"})
+    return parsed.render_as_string(hide_password=True)
 
 
 class Settings(BaseSettings):
@@ -58,6 +75,10 @@ class Settings(BaseSettings):
     """An event left 'processing' this long belonged to a worker that died: take it again."""
     max_attempts: int = 5
     """Attempts before an inbox event or a side effect is left 'failed' for a person to see."""
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, displayed_url(value) if name == "database_url" else value
 
     @field_validator("heartbeat_alerts", mode="before")
     @classmethod
