@@ -56,6 +56,14 @@ def record(
         at=result.evaluated_at,
     )
     move = advance(policies.lifecycle, phase, result)
+    # What to tell is queued before the move is made: a process killed in between decides
+    # again from the same phase and queues the same keys (no-ops), whereas after a move made
+    # first it would decide from the next phase and this decision would never be told.
+    for kind, key, payload in side_effects(policies, result, evidence, move, row.id):
+        if github or not kind.startswith("github."):
+            store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
+    for kind, key, payload in slack_effects.decision(policies, result, move) if slack else ():
+        store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
     if move is not None:
         store.transition(
             project=result.project,
@@ -65,11 +73,6 @@ def record(
             evaluation_id=row.id,
             at=result.evaluated_at,
         )
-    for kind, key, payload in side_effects(policies, result, evidence, move, row.id):
-        if github or not kind.startswith("github."):
-            store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
-    for kind, key, payload in slack_effects.decision(policies, result, move) if slack else ():
-        store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
     return move
 
 
@@ -159,16 +162,7 @@ def regression(
         move = regress(policies.lifecycle, phase, event.for_cel(), fired, now)
         if move is None:
             continue
-        store.transition(
-            project=project,
-            to_phase=move.to_phase,
-            kind="regress",
-            reason=move.reason,
-            evaluation_id=None,
-            at=now,
-            rule=move.rule,
-        )
-        store.enqueue_outbox(
+        store.enqueue_outbox(  # before the move, as in record()
             idempotency_key=f"regression:{project}:{move.rule}:{event.occurred_at.isoformat()}",
             kind=DECISION_LOG,
             payload={
@@ -183,5 +177,14 @@ def regression(
         when = event.occurred_at.isoformat()
         if slack and (notice := slack_effects.regressed(policies, project, move, when)):
             store.enqueue_outbox(idempotency_key=notice[1], kind=notice[0], payload=notice[2])
+        store.transition(
+            project=project,
+            to_phase=move.to_phase,
+            kind="regress",
+            reason=move.reason,
+            evaluation_id=None,
+            at=now,
+            rule=move.rule,
+        )
         return move
     return None

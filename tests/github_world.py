@@ -4,10 +4,13 @@ by the GitHub tests and bench/github_requests.py."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from flows.runtime import runtime
 from gates.scenario import load_scenario
 from tests.fake_github import FakeGitHub, Repo
 from tests.paths import EXAMPLES, POLICIES
@@ -68,3 +71,39 @@ def seed(world: World) -> tuple[FakeGitHub, Repo, int, str, str]:
     (world.checkout / ".phasegate").mkdir(parents=True)
     (world.checkout / ".phasegate" / "evidence.json").write_text(json.dumps({"mlflow": mlflow}))
     return fake, repo, pull.number, head, private
+
+
+def connect(world: World, monkeypatch: pytest.MonkeyPatch, base: str, private: str) -> None:
+    """Point phasegate (this process and the flow processes it starts) at the fake GitHub
+    served at ``base`` as the App, with the example project in model-development, the phase
+    whose gate its model PR is checked by."""
+    monkeypatch.setenv("PHASEGATE_GITHUB_API_URL", f"{base}/api/v3")
+    monkeypatch.setenv("PHASEGATE_GITHUB_APP_ID", "42")
+    monkeypatch.setenv("PHASEGATE_GITHUB_PRIVATE_KEY", private)
+    runtime.cache_clear()
+    world.store.ensure_project("churn-model", "framing", datetime.now(UTC))
+    world.store.transition(
+        project="churn-model",
+        to_phase="model-development",
+        kind="advance",
+        reason="test setup",
+        evaluation_id=None,
+        at=datetime.now(UTC),
+    )
+
+
+def pr_event(
+    world: World, delivery: str, number: int, kind: str = "pull_request.synchronize"
+) -> None:
+    """A stored webhook about pull request ``number`` of the example repository."""
+    world.store.add_inbox_event(
+        source="github",
+        delivery_id=delivery,
+        kind=kind,
+        payload={
+            "action": kind.split(".")[1],
+            "repository": {"full_name": REPO},
+            "pull_request": {"number": number, "head": {"ref": BRANCH}},
+        },
+        received_at=datetime.now(UTC),
+    )

@@ -10,7 +10,8 @@ import pytest
 from flows.deliver_outbox import deliver_outbox
 from flows.process_inbox import process_inbox
 from flows.runtime import runtime
-from tests.github_world import BRANCH, REPO, seed
+from tests.github_world import BRANCH, REPO, connect, seed
+from tests.github_world import pr_event as _pr_event
 from tests.servers import serving
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -21,35 +22,9 @@ def github(world, monkeypatch):
     """A fake GitHub holding the example project's repository, issues and a model PR."""
     fake, repo, number, head, private = seed(world)
     with serving(fake.app) as base:
-        monkeypatch.setenv("PHASEGATE_GITHUB_API_URL", f"{base}/api/v3")
-        monkeypatch.setenv("PHASEGATE_GITHUB_APP_ID", "42")
-        monkeypatch.setenv("PHASEGATE_GITHUB_PRIVATE_KEY", private)
-        runtime.cache_clear()
-        world.store.ensure_project("churn-model", "framing", datetime.now(UTC))
-        world.store.transition(
-            project="churn-model",
-            to_phase="model-development",
-            kind="advance",
-            reason="test setup",
-            evaluation_id=None,
-            at=datetime.now(UTC),
-        )
+        connect(world, monkeypatch, base, private)
         yield fake, repo, number, head
     runtime.cache_clear()
-
-
-def _pr_event(world, delivery: str, number: int, kind: str = "pull_request.synchronize") -> None:
-    world.store.add_inbox_event(
-        source="github",
-        delivery_id=delivery,
-        kind=kind,
-        payload={
-            "action": kind.split(".")[1],
-            "repository": {"full_name": REPO},
-            "pull_request": {"number": number, "head": {"ref": BRANCH}},
-        },
-        received_at=datetime.now(UTC),
-    )
 
 
 def _gate_runs(repo, head):

@@ -29,10 +29,17 @@ STATUS_STATES = {
 }
 
 
-def send(access: GithubAccess, repo: str, verb: str, path: str, body: dict[str, Any] | None) -> Any:
+def send(
+    access: GithubAccess,
+    repo: str,
+    verb: str,
+    path: str,
+    body: dict[str, Any] | None,
+    parameters: dict[str, Any] | None = None,
+) -> Any:
     try:
         _, data = access.client(repo, retry=False).requester.requestJsonAndCheck(
-            verb, path, input=body
+            verb, path, parameters=parameters, input=body
         )
         return data
     except requests.RequestException as exc:  # connection refused, timeouts
@@ -87,7 +94,11 @@ class GateCheck:
         }
         if payload.get("details_url"):
             run["details_url"] = payload["details_url"]
-        run_id = external_id or self.earlier(key.rsplit(":", 2)[0] + ":")
+        run_id = (
+            external_id
+            or self.earlier(key.rsplit(":", 2)[0] + ":")
+            or self._made_unrecorded(repo, sha, payload["name"])
+        )
         first = {**run, "output": {**output, "annotations": annotations[:ANNOTATIONS_PER_REQUEST]}}
         if run_id:
             send(self.access, repo, "PATCH", f"/repos/{repo}/check-runs/{run_id}", first)
@@ -102,6 +113,21 @@ class GateCheck:
             }
             send(self.access, repo, "PATCH", f"/repos/{repo}/check-runs/{run_id}", more)
         return run_id
+
+    def _made_unrecorded(self, repo: str, sha: str, name: str) -> str | None:
+        """The check run an attempt that died made: GitHub created it, the process was
+        killed before the outbox recorded its id. Found on GitHub by name (one read per new
+        check run), it is updated instead of being made a second time."""
+        found = send(
+            self.access,
+            repo,
+            "GET",
+            f"/repos/{repo}/commits/{sha}/check-runs",
+            None,
+            {"check_name": name, "filter": "latest", "app_id": self.access.config.app_id},
+        )
+        runs = (found or {}).get("check_runs") or []
+        return str(runs[0]["id"]) if runs else None
 
 
 class PhaseLabel:
