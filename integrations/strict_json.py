@@ -42,18 +42,14 @@ def loads(body: bytes) -> dict[str, Any]:
 def check_storable(payload: Any) -> None:
     """Raise :class:`Malformed` unless the store can write ``payload`` and read it back,
     whichever reader produced it (a Slack form carries its JSON in a field)."""
-    stack: list[tuple[Any, int]] = [(payload, 1)]
+    containers = (dict, list)
+    stack: list[tuple[Any, int]] = [(payload, 1)] if isinstance(payload, containers) else []
     while stack:  # iterative: the depth is exactly what must not exhaust the stack
         value, depth = stack.pop()
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
         if depth > MAX_DEPTH:
             raise Malformed(f"nested deeper than {MAX_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in children)
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, containers))
     try:
         canonical_json(payload)
     except UnicodeEncodeError as exc:
