@@ -146,7 +146,7 @@ def _wait_started(receiver: uvicorn.Server, thread: threading.Thread, where: str
         time.sleep(0.05)
 
 
-def public_base(settings: Settings, host: str, port: int) -> tuple[str, str | None]:
+def _public_base(settings: Settings, host: str, port: int) -> tuple[str, str | None]:
     """The address to give GitHub, Slack, MLflow and Alertmanager, and a note when it is a
     guess: ``PHASEGATE_PUBLIC_URL`` when set (a proxy or tunnel in front), otherwise the
     listening address; listening on every interface is no address to call, so this
@@ -164,7 +164,7 @@ def public_base(settings: Settings, host: str, port: int) -> tuple[str, str | No
 
 def banner(settings: Settings, host: str, port: int, prefect_ui: str) -> str:
     """What ``serve`` prints once everything is up: the URLs to configure, secrets hidden."""
-    base, note = public_base(settings, host, port)
+    base, note = _public_base(settings, host, port)
     lines = [
         "phasegate is serving",
         f"  GitHub webhook     {base}/webhooks/github   (content type application/json)",
