@@ -105,7 +105,7 @@ def mlflow_server(python: str, folder: Path, *, cache_ttl_s: int = 1) -> Iterato
     )
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a loaded CI machine can take minutes
         while True:
             try:
                 if httpx.get(f"{uri}/health", timeout=1).status_code == 200:
