@@ -46,7 +46,7 @@ class MlflowServer:
         command += ["--metrics", json.dumps(metrics or {"auc": 0.9})]
         if not signature:
             command.append("--no-signature")
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if done.returncode:
             raise RuntimeError(f"logging {name} failed:\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])

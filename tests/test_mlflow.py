@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -291,9 +292,14 @@ def test_a_version_without_signature_fails_the_packaging_check(mlflow_server, de
 @pytest.mark.usefixtures("prefect_harness")
 @pytest.mark.parametrize("uri", ["file:./mlruns", "sqlite:///mlflow.db"])
 def test_a_local_mlflow_store_makes_mlflow_checks_error_and_the_flow_still_decides(
-    uri, world, monkeypatch, caplog
+    uri, world, monkeypatch
 ):
     from flows.process_inbox import process_inbox
+
+    logged: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = logged.append  # Prefect reconfigures the root logger on its first flow run
+    logging.getLogger("phasegate.mlflow").addHandler(handler)
 
     world.use_evidence("model-packaged.passed.json")
     facts = world.checkout / ".phasegate" / "evidence.json"
@@ -303,7 +309,8 @@ def test_a_local_mlflow_store_makes_mlflow_checks_error_and_the_flow_still_decid
     move_to_model_development(world)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # MLflow's usual local values
     world.event("nudge")
-
+    process_inbox()
+    world.event("nudge-again")
     process_inbox()
 
     reason = (
@@ -316,9 +323,10 @@ def test_a_local_mlflow_store_makes_mlflow_checks_error_and_the_flow_still_decid
     assert checks["version-packaged"]["found"] == f"mlflow could not be read: {reason}"
     assert checks["model-card"]["outcome"] == "passed"  # the rest of the gate is decided
     assert evaluation.status == "error"
-    assert [r.message for r in caplog.records if "MLFLOW_TRACKING_URI" in r.getMessage()] == [
+    logging.getLogger("phasegate.mlflow").removeHandler(handler)
+    assert [r.getMessage() for r in logged if "MLFLOW_TRACKING_URI" in r.getMessage()] == [
         f"MLflow evidence unavailable: {reason}"
-    ]
+    ]  # once, not per evaluation
 
 
 # -- webhooks: connect, deliver, decide -----------------------------------------------------
