@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-ROUTING_KEYS = {"project": ("project",), "model": ("model", "model_id")}
+METADATA_KEYS = {"project": ("project",), "model": ("model", "model_id")}
 """Evidence keys and the ``metadata`` keys that give them (``model_id``: Evidently's own)."""
 
 
@@ -43,7 +43,7 @@ def names(document: dict[str, Any]) -> dict[str, str]:
     """The project and model the report's own ``metadata`` names (only ``dumps()`` has it)."""
     metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
     found = {}
-    for key, sources in ROUTING_KEYS.items():
+    for key, sources in METADATA_KEYS.items():
         value = next((metadata[s] for s in sources if metadata.get(s) not in (None, "")), None)
         if value is not None:
             found[key] = str(value)
@@ -128,8 +128,8 @@ _PARAM = re.compile(r"(?:^|,)\s*(\w+)=")
 
 def _config(metric: dict[str, Any]) -> dict[str, Any]:
     """A metric's kind and parameters: its ``config`` mapping where the shape has one, read
-    from its id text (``"ValueDrift(column=x,method=K-S p_value,threshold=0.05)"``) otherwise,
-    the one wins where both say something."""
+    from its id text (``"ValueDrift(column=x,method=K-S p_value,threshold=0.05)"``) otherwise;
+    where both say something, the mapping wins."""
     config = dict(metric["config"]) if isinstance(metric.get("config"), dict) else {}
     text = metric.get("metric_id") or metric.get("metric_name")
     match = _CALL.match(text) if isinstance(text, str) else None
