@@ -20,8 +20,7 @@ from gates.active import ActivePolicies
 from gates.store import Store
 from integrations.github.client import GithubAccess, GithubConfig
 from integrations.github.evidence import GithubSource
-from integrations.mlflow.client import MlflowClient
-from integrations.mlflow.evidence import MlflowSource
+from integrations.mlflow.evidence import mlflow_source
 from integrations.monitoring.evidence import MonitoringSource
 from integrations.slack.client import slack_client
 from integrations.sources import EvidenceSource, LocalCheckout
@@ -63,8 +62,8 @@ def runtime() -> Runtime:
     github = github_access(settings)
     if github is not None:
         sources.append(GithubSource(github, lambda: policies.current))
-    if os.environ.get("MLFLOW_TRACKING_URI"):  # MLflow's own variables configure the client
-        sources.append(MlflowSource(MlflowClient.from_environment()))
+    if (mlflow := mlflow_source(os.environ)) is not None:  # MLflow's own variables
+        sources.append(mlflow)
     window = timedelta(days=settings.monitoring_window_days)
     sources.append(
         MonitoringSource(store, lambda: policies.current, settings.heartbeat_alerts, window)

@@ -19,7 +19,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 
 class DriftCheck(BaseModel):
@@ -118,14 +119,13 @@ def validate(content: str, require: list[str] | None = None) -> Validated:
     require = REQUIRED if require is None else require
     try:
         tree = YAML(typ="rt").load(io.StringIO(content))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        return Validated({}, [Problem(line, f"invalid YAML: {exc.problem or exc.context}")])
+    except YAMLError as exc:
+        return Validated({}, [_yaml_problem(exc, content)])
     if not isinstance(tree, CommentedMap):
         return Validated({}, [Problem(1, "not a mapping of settings")])
     data = _plain(tree)
     problems = _missing(data, require, tree)
+    lacking = {key for key in require if _empty(data.get(key))}  # said once, by _missing
     try:
         config = MonitoringConfigFile.model_validate(data)
     except ValidationError as exc:
@@ -133,7 +133,7 @@ def validate(content: str, require: list[str] | None = None) -> Validated:
         problems += [
             Problem(_line(tree, err["loc"]), _describe(err))
             for err in exc.errors(include_url=False)
-            if err["type"] != "missing"
+            if err["type"] != "missing" and not (err["loc"] and err["loc"][0] in lacking)
         ]
     if config is not None:
         problems += [
@@ -144,8 +144,27 @@ def validate(content: str, require: list[str] | None = None) -> Validated:
     return Validated(data, problems)
 
 
+def _yaml_problem(exc: YAMLError, content: str) -> Problem:
+    """Where and why the YAML does not parse. Most errors carry a mark; a character YAML does
+    not allow at all (a NUL or ESC byte, say) is a ``ReaderError`` with only an offset."""
+    if isinstance(exc, MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        return Problem(line, f"invalid YAML: {exc.problem or exc.context}")
+    if isinstance(exc, ReaderError):
+        line = content.count("\n", 0, max(exc.position, 0)) + 1
+        char = exc.character
+        code = char if isinstance(char, int) else ord(char) if isinstance(char, str) else 0
+        return Problem(line, f"invalid YAML: control character U+{code:04X} is not allowed")
+    return Problem(1, f"invalid YAML: {exc}")
+
+
+def _empty(value: Any) -> bool:
+    return value in (None, "", [], {})
+
+
 def _missing(data: dict[str, Any], require: list[str], tree: CommentedMap) -> list[Problem]:
-    empty = [key for key in require if data.get(key) in (None, "", [], {})]
+    empty = [key for key in require if _empty(data.get(key))]
     if not empty:
         return []
     unknown = [k for k in data if k not in MonitoringConfigFile.model_fields]

@@ -149,7 +149,10 @@ def senders(settings: Settings) -> dict[str, Sender]:
             secret(settings.alerts_token),
             lambda token, _body, h: signatures.bearer(token, h),
             _json,
-            lambda body, _h: (alerts_inbound.delivery_id(body), alerts_inbound.kind(body)),
+            lambda body, _h: (
+                alerts_inbound.delivery_id(body, settings.heartbeat_alerts),
+                alerts_inbound.kind(body),
+            ),
             _accepted,
         ),
         "reports": Sender(  # its parse is made per request: the query names the project

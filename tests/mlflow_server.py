@@ -46,7 +46,7 @@ class MlflowServer:
         command += ["--metrics", json.dumps(metrics or {"auc": 0.9})]
         if not signature:
             command.append("--no-signature")
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if done.returncode:
             raise RuntimeError(f"logging {name} failed:\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -105,7 +105,7 @@ def mlflow_server(python: str, folder: Path, *, cache_ttl_s: int = 1) -> Iterato
     )
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a loaded CI machine can take minutes
         while True:
             try:
                 if httpx.get(f"{uri}/health", timeout=1).status_code == 200:

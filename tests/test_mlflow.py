@@ -4,11 +4,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import httpx
 import pytest
+from fastapi import FastAPI, Response
 from typer.testing import CliRunner
 
 from gates.evaluate import evaluate
@@ -76,8 +83,90 @@ def test_client_is_configured_by_mlflow_variables_and_never_shows_secrets():
         basic.run("r")
     assert seen[-1].headers["authorization"].startswith("Basic ")
 
-    with pytest.raises(MlflowConfigError, match="http\\(s\\) URL"):
+    with pytest.raises(MlflowConfigError) as raised:
         MlflowClient.from_environment({"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"})
+    assert str(raised.value) == (
+        "MLFLOW_TRACKING_URI=sqlite:///mlflow.db is not an MLflow server URL; phasegate reads "
+        "the registry over REST: point it at `mlflow server` (e.g. http://127.0.0.1:5000)"
+    )
+    with pytest.raises(MlflowConfigError) as raised:  # a database URI: its password stays out
+        MlflowClient.from_environment({"MLFLOW_TRACKING_URI": "postgresql://ml:pw@db/mlflow"})
+    assert "postgresql://…@db/mlflow is not an MLflow server URL" in str(raised.value)
+    assert "pw" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MLFLOW_HTTP_REQUEST_TIMEOUT", "ten", "must be a number of seconds above 0, found 'ten'"),
+        ("MLFLOW_HTTP_REQUEST_TIMEOUT", "0", "must be a number of seconds above 0, found '0'"),
+        ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "-1", "must be a whole number of retries, 0 or more"),
+        ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1.5", "must be a whole number of retries, 0 or more"),
+    ],
+)
+def test_bad_timeout_and_retry_variables_are_named(variable, value, message):
+    env = {"MLFLOW_TRACKING_URI": "http://mlflow.example", variable: value}
+    with pytest.raises(MlflowConfigError, match=f"^{variable} {message}"):
+        MlflowClient.from_environment(env)
+
+
+@contextmanager
+def hanging_server() -> Iterator[str]:
+    """Accepts connections and never answers, like a wedged server behind a load balancer."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+def test_a_hanging_mlflow_times_out_as_configured(default_policies):
+    churn = default_policies.projects["churn-model"]
+    with hanging_server() as uri:
+        env = {
+            "MLFLOW_TRACKING_URI": uri,
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "1",
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        }
+        client = MlflowClient.from_environment(env)
+        started = time.monotonic()
+        fragment = MlflowSource(client).collect(churn)
+        took = time.monotonic() - started
+    reason = fragment["unavailable"]["mlflow"]
+    assert "(2 attempts): ReadTimeout: timed out" in reason, reason
+    assert reason.startswith(
+        f"MLflow at {uri} did not answer GET /api/2.0/mlflow/registered-models"
+    )
+    assert client.calls == 2
+    assert took < 6, f"1 s timeout, 1 retry took {took:.1f} s"
+    evidence = assemble(ProjectEvidence(key="churn-model", models=["churn-classifier"]), [fragment])
+    result = evaluate(
+        default_policies.gates["model-packaged"],
+        evidence,
+        [],
+        [],
+        datetime.now(UTC),
+        default_policies,
+    )
+    [packaged] = [c for c in result.checks if c.id == "version-packaged"]
+    assert packaged.outcome == "error" and "timed out" in packaged.found
 
 
 def test_5xx_and_connection_errors_are_retried_then_reported():
@@ -161,6 +250,24 @@ def test_candidate_champion_and_packaging_from_the_registry(mlflow_server):
     assert facts["champion"]["version"] == "2" and facts["champion"]["metrics"]["auc"] == 0.91
 
 
+def test_the_champion_alias_is_the_project_s_own(mlflow_server):
+    name = unique()
+    first = mlflow_server.log_model(name, metrics={"auc": 0.8})
+    second = mlflow_server.log_model(name, metrics={"auc": 0.85})
+    mlflow_server.log_model(name, metrics={"auc": 0.9})
+    mlflow_server.set_alias(name, "prod", first["version"])
+    mlflow_server.set_alias(name, "champion", second["version"])  # not this project's alias
+
+    facts = MlflowSource(MlflowClient(mlflow_server.uri)).collect(project(name, "prod"))
+
+    assert facts["mlflow"]["version"]["version"] == "3"
+    assert facts["mlflow"]["champion"] == {
+        "version": "1",
+        "url": f"{mlflow_server.uri}/#/models/{name}/versions/1",
+        "metrics": {"auc": 0.8},
+    }
+
+
 def test_a_model_nobody_registered_has_no_version(mlflow_server):
     name = unique("never-registered")
     facts = MlflowSource(MlflowClient(mlflow_server.uri)).collect(project(name))
@@ -180,6 +287,46 @@ def test_a_version_without_signature_fails_the_packaging_check(mlflow_server, de
     [packaged] = [c for c in result.checks if c.id == "version-packaged"]
     assert packaged.outcome == "failed"
     assert packaged.found == f"{name} v1: no signature; no input example"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize("uri", ["file:./mlruns", "sqlite:///mlflow.db"])
+def test_a_local_mlflow_store_makes_mlflow_checks_error_and_the_flow_still_decides(
+    uri, world, monkeypatch
+):
+    from flows.process_inbox import process_inbox
+
+    logged: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = logged.append  # Prefect reconfigures the root logger on its first flow run
+    logging.getLogger("phasegate.mlflow").addHandler(handler)
+
+    world.use_evidence("model-packaged.passed.json")
+    facts = world.checkout / ".phasegate" / "evidence.json"
+    facts.write_text(
+        json.dumps({k: v for k, v in json.loads(facts.read_text()).items() if k != "mlflow"})
+    )
+    move_to_model_development(world)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # MLflow's usual local values
+    world.event("nudge")
+    process_inbox()
+    world.event("nudge-again")
+    process_inbox()
+
+    reason = (
+        f"MLFLOW_TRACKING_URI={uri} is not an MLflow server URL; phasegate reads the registry "
+        "over REST: point it at `mlflow server` (e.g. http://127.0.0.1:5000)"
+    )
+    evaluation = world.store.last_evaluations("churn-model")["model-packaged"]
+    checks = {c["id"]: c for c in evaluation.result["checks"]}
+    assert checks["version-packaged"]["outcome"] == "error"
+    assert checks["version-packaged"]["found"] == f"mlflow could not be read: {reason}"
+    assert checks["model-card"]["outcome"] == "passed"  # the rest of the gate is decided
+    assert evaluation.status == "error"
+    logging.getLogger("phasegate.mlflow").removeHandler(handler)
+    assert [r.getMessage() for r in logged if "MLFLOW_TRACKING_URI" in r.getMessage()] == [
+        f"MLflow evidence unavailable: {reason}"
+    ]  # once, not per evaluation
 
 
 # -- webhooks: connect, deliver, decide -----------------------------------------------------
@@ -230,6 +377,53 @@ def test_connect_registers_one_webhook_and_updates_it_when_run_again(
     monkeypatch.delenv("PHASEGATE_MLFLOW_WEBHOOK_SECRET")
     refused = CliRunner().invoke(cli, ["mlflow", "connect", "--url", receiver])
     assert refused.exit_code == 2 and "PHASEGATE_MLFLOW_WEBHOOK_SECRET" in refused.output
+
+
+FLASK_404 = (  # what MLflow before 3.3 answers GET /api/2.0/mlflow/webhooks with
+    "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n"
+    "<p>The requested URL was not found on the server. If you entered the URL manually please "
+    "check your spelling and try again.</p>\n"
+)
+FLASK_500 = (  # what MLflow 3.x on a file store answers it with (FileStore has no webhooks)
+    "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n"
+    "<h1>Internal Server Error</h1>\n<p>The server encountered an internal error and was unable "
+    "to complete your request. Either the server is overloaded or there is an error in the "
+    "application.</p>\n"
+)
+
+
+def mlflow_without_webhooks(status: int, body: str) -> FastAPI:
+    """An MLflow server without webhooks, answering as the real one does (bodies captured
+    from MLflow 3.17: an unknown route, and ``GET /webhooks`` on a file store)."""
+    app = FastAPI()
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PATCH"])
+    def answer(path: str) -> Response:
+        return Response(body, status_code=status, media_type="text/html; charset=utf-8")
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "said"),
+    [
+        (404, FLASK_404, "has no webhooks API (needs MLflow ≥ 3.3 with a database backend)"),
+        (500, FLASK_500, "as a server with a file store does: webhooks need MLflow ≥ 3.3"),
+    ],
+)
+def test_connect_to_a_server_without_webhooks_says_reconcile_polls_instead(
+    status, body, said, monkeypatch, tmp_path
+):
+    monkeypatch.chdir(tmp_path)
+    with serving(mlflow_without_webhooks(status, body)) as uri:
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        done = connect(uri, "http://phasegate.example", monkeypatch)
+    assert done.exit_code == 2
+    assert said in done.output
+    assert done.output.rstrip().endswith(
+        "phasegate's reconcile flow polls the registry every 5 minutes instead"
+    )
+    assert "<!doctype" not in done.output
 
 
 @pytest.mark.usefixtures("prefect_harness", "clean_webhooks")

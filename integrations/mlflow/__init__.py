@@ -1,1 +1,1 @@
-"""MLflow: model-registry webhooks (and, later, registry evidence)."""
+"""MLflow: registry evidence over REST, and the registry webhooks (MLflow >= 3.3)."""

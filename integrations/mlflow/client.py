@@ -4,7 +4,9 @@ phasegate reads the model registry and runs and manages its webhook; the ``mlflo
 is not needed for that (and its dependencies would fight Prefect's pins). It is configured
 like every MLflow client, with MLflow's own variables:
 
-- ``MLFLOW_TRACKING_URI`` — the http(s) URL of the tracking server;
+- ``MLFLOW_TRACKING_URI`` — the http(s) URL of the tracking server (MLflow's local values,
+  ``file:./mlruns`` or ``sqlite:///mlflow.db``, name a store only the ``mlflow`` package
+  reads: :class:`MlflowConfigError` says to point it at ``mlflow server`` instead);
 - ``MLFLOW_TRACKING_TOKEN`` (a bearer token), or ``MLFLOW_TRACKING_USERNAME`` and
   ``MLFLOW_TRACKING_PASSWORD`` (basic auth);
 - ``MLFLOW_TRACKING_INSECURE_TLS`` / ``MLFLOW_TRACKING_SERVER_CERT_PATH`` for TLS;
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -40,7 +42,8 @@ class MlflowError(RuntimeError):
 
 
 class MlflowUnavailable(MlflowError):
-    """MLflow could not be reached, or kept failing, after the retries."""
+    """MLflow could not be reached, or kept failing, after the retries; ``status`` is the last
+    HTTP status when it answered (0 when it never did)."""
 
 
 class MlflowConfigError(ValueError):
@@ -53,6 +56,20 @@ def _safe(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def _not_a_server(tracking_uri: str) -> MlflowConfigError:
+    """``file:``, ``sqlite:``, ``postgresql:``… are stores the ``mlflow`` package opens
+    itself; phasegate only speaks the server's REST API. The URI is shown without any
+    password it may hold (a database URI often does)."""
+    shown = tracking_uri
+    if "@" in shown:
+        scheme, _, rest = shown.partition("://")
+        shown = f"{scheme}://…@{rest.rsplit('@', 1)[1]}"
+    return MlflowConfigError(
+        f"MLFLOW_TRACKING_URI={shown} is not an MLflow server URL; phasegate reads the "
+        "registry over REST: point it at `mlflow server` (e.g. http://127.0.0.1:5000)"
+    )
 
 
 class MlflowClient:
@@ -72,11 +89,7 @@ class MlflowClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if urlsplit(tracking_uri).scheme not in ("http", "https"):
-            raise MlflowConfigError(
-                f"MLFLOW_TRACKING_URI must be the http(s) URL of an MLflow tracking server "
-                f"(found {tracking_uri.split(':', 1)[0]}:…): phasegate reads the registry over "
-                "its REST API, not from a local store"
-            )
+            raise _not_a_server(tracking_uri)
         parts = urlsplit(tracking_uri)
         if parts.username and not (token or username):  # http://user:password@host
             username, password = unquote(parts.username), unquote(parts.password or "")
@@ -105,12 +118,15 @@ class MlflowClient:
         cert = environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
         insecure = environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("1", "true")
 
-        def number(name: str, default: float) -> float:
-            value = environ.get(name)
+        def number(name: str, default: float, what: str, valid: Callable[[float], bool]) -> float:
+            value = environ.get(name, "").strip()
             try:
-                return float(value) if value else default
+                parsed = float(value) if value else default
             except ValueError:
-                raise MlflowConfigError(f"{name} must be a number, found {value!r}") from None
+                parsed = float("nan")
+            if not valid(parsed):
+                raise MlflowConfigError(f"{name} must be {what}, found {value!r}")
+            return parsed
 
         return cls(
             uri,
@@ -118,8 +134,17 @@ class MlflowClient:
             username=environ.get("MLFLOW_TRACKING_USERNAME") or None,
             password=environ.get("MLFLOW_TRACKING_PASSWORD") or None,
             verify=False if insecure else (cert or True),
-            timeout_s=number("MLFLOW_HTTP_REQUEST_TIMEOUT", 10.0),
-            retries=int(number("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 2)),
+            timeout_s=number(
+                "MLFLOW_HTTP_REQUEST_TIMEOUT", 10.0, "a number of seconds above 0", lambda s: s > 0
+            ),
+            retries=int(
+                number(
+                    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                    2,
+                    "a whole number of retries, 0 or more",
+                    lambda n: n >= 0 and n == int(n),
+                )
+            ),
             transport=transport,
         )
 
@@ -133,6 +158,7 @@ class MlflowClient:
         attempt = 0
         while True:
             self.calls += 1
+            status, code = 0, ""
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
@@ -140,12 +166,15 @@ class MlflowClient:
             else:
                 if response.status_code < 500:
                     return response
-                failure = f"HTTP {response.status_code} {_message(response)}"
+                status, code = response.status_code, _error_code(response)
+                failure = f"HTTP {status} {_message(response)}"
             if attempt >= self.retries:
                 tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
                 raise MlflowUnavailable(
                     f"MLflow at {self.base} did not answer {method} {path.split('?')[0]} "
-                    f"({tries}): {failure}"
+                    f"({tries}): {failure}",
+                    code=code or (str(status) if status else ""),
+                    status=status,
                 )
             time.sleep(self.backoff_s * 2**attempt)
             attempt += 1

@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -31,11 +32,38 @@ from ruamel.yaml.error import YAMLError
 
 from gates.evidence import MlflowEvidence
 from gates.policy import Project
-from integrations.mlflow.client import MlflowClient, MlflowError
+from integrations.mlflow.client import MlflowClient, MlflowConfigError, MlflowError
 
 log = logging.getLogger("phasegate.mlflow")
 
 ENVIRONMENT_FILES = ("conda.yaml", "python_env.yaml", "requirements.txt")
+
+
+def mlflow_source(environ: Mapping[str, str]) -> MlflowSource | MisconfiguredMlflow | None:
+    """The ``mlflow.*`` source MLflow's own variables describe: none when
+    ``MLFLOW_TRACKING_URI`` is unset; one that says why for every project using MLflow when the
+    variables cannot work (logged here, once per process that builds its sources), so a typo
+    or MLflow's usual local ``file:./mlruns`` makes mlflow checks ``error`` instead of failing
+    every flow, also for projects that do not use MLflow."""
+    if not environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    try:
+        return MlflowSource(MlflowClient.from_environment(environ))
+    except MlflowConfigError as exc:
+        log.error("MLflow evidence unavailable: %s", exc)
+        return MisconfiguredMlflow(str(exc))
+
+
+class MisconfiguredMlflow:
+    """``mlflow.*`` when the MLflow variables cannot work: the reason, as ``unavailable``."""
+
+    name = "mlflow"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def collect(self, project: Project, pull_request: int | None = None) -> dict[str, Any]:
+        return {} if project.mlflow is None else {"unavailable": {"mlflow": self.reason}}
 
 
 class MlflowSource:

@@ -1,1 +1,1 @@
-"""Monitoring: Alertmanager and Grafana alert webhooks."""
+"""Monitoring: Alertmanager and Grafana alert webhooks, Evidently reports, and the evidence they make."""

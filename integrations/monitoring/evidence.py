@@ -9,6 +9,13 @@ routed like any other (``project`` / ``model`` label, or the report's project or
   whose name is in ``PHASEGATE_HEARTBEAT_ALERTS``, e.g. Prometheus' ``Watchdog``), the first
   report and the first other alert, per model. Only the first of each: approvals are bound
   to the digest of what a gate reads, and a heartbeat every minute must not void them.
+
+  A heartbeat's time is when its alert started firing (``startsAt``), not when a
+  notification arrived: the receiver keeps one repeat of a firing heartbeat per day (see
+  :func:`integrations.monitoring.inbound.delivery_id`), so an alive heartbeat always has a
+  notification inside the window, and every one of them names the same ``startsAt`` — the
+  signal stays the same while the heartbeat keeps firing, however many days pass, and
+  changes only when it stops and starts again (a restarted Prometheus).
 - ``monitoring.alerts``: the latest state (``firing`` or ``resolved``) of each alert, newest
   first, heartbeats excluded — a resolved alert stays on record as resolved.
 """
@@ -66,7 +73,9 @@ class MonitoringSource:
                     continue
                 signal = self._signal(event, row.received_at)
                 if signal is not None:
-                    signals.setdefault((signal["kind"], signal["model"]), signal)
+                    key = signal["kind"], signal["model"]
+                    if key not in signals or signal["received_at"] < signals[key]["received_at"]:
+                        signals[key] = signal
                 if event.kind in ALERT_STATES and not self._is_heartbeat(event):
                     alerts[_identity(event)] = _alert(event)
         if not signals and not alerts:
@@ -74,7 +83,10 @@ class MonitoringSource:
         latest = sorted(alerts.values(), key=lambda a: a["starts_at"] or "", reverse=True)
         return {
             "monitoring": {
-                "signals": sorted(signals.values(), key=lambda s: s["received_at"]),
+                "signals": [
+                    {**s, "received_at": s["received_at"].isoformat()}
+                    for s in sorted(signals.values(), key=lambda s: s["received_at"])
+                ],
                 "alerts": latest[: self.max_alerts],
             }
         }
@@ -95,7 +107,7 @@ class MonitoringSource:
 
     def _signal(self, event: Event, received_at: datetime) -> dict[str, Any] | None:
         model = event.subject.get("model") or event.labels.get("model")
-        base = {"received_at": received_at.isoformat(), "model": model}
+        base: dict[str, Any] = {"received_at": received_at, "model": model}
         if event.kind == f"{REPORT}.received":
             summary = event.payload.get("summary", {})
             drift = summary.get("dataset_drift")
@@ -105,6 +117,8 @@ class MonitoringSource:
             name = event.labels.get("alertname", "")
             kind = "heartbeat" if self._is_heartbeat(event) else "alert"
             url = event.payload.get("url")
+            if kind == "heartbeat":  # firing since: the same in every repeat (see above)
+                base["received_at"] = min(event.occurred_at, received_at)
             return {
                 **base,
                 "kind": kind,
