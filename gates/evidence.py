@@ -72,10 +72,10 @@ class PullRequest(Fact):
     head_sha: str = ""
     labels: list[str] = []
     files_changed: list[str] = Field(
-        default_factory=list, description="Read only when a check names files_changed."
+        default=[], description="Read only when a check names files_changed."
     )
     reviews: list[Review] = Field(
-        default_factory=list, description="One per reviewer; read only when a check names reviews."
+        default=[], description="One per reviewer; read only when a check names reviews."
     )
     draft: bool = False
     merged: bool = False
