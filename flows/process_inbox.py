@@ -301,6 +301,7 @@ def process_inbox(batch_size: int | None = None) -> dict[str, int]:
     while batch := rt.store.claim_inbox_events(
         batch_size or rt.settings.batch_size, reclaim_after=reclaim
     ):
+        policies = rt.policies.current  # a policy push in the last batch may have changed it
         work, policy_prs, notes = _triage(batch, policies, totals)
         failures = _decide_all(work) if work else {}
         failed = {row: error for unit, error in failures.items() for row in work[unit].rows}

@@ -14,6 +14,7 @@ from integrations.github.client import GithubAccess, GithubConfig
 from integrations.github.evidence import GithubSource
 from integrations.github.inbound import ignored, kind, normalise, pushed_paths, tie_to_pulls
 from integrations.github.intake import Intake
+from integrations.github.policies import install
 from tests.github_world import (
     APP_ID,
     BRANCH,
@@ -205,3 +206,23 @@ def test_a_push_to_another_branch_costs_no_github_request(github):
     )
     assert taken.events == [] and "not the default branch main" in (taken.note or "")
     assert len(fake.requests) == before
+
+
+def test_a_late_delivery_of_an_older_push_does_not_roll_the_policies_back(github, tmp_path):
+    _fake, repo, *_rest, _access, source, _policies = github
+    path = "policies/gates/model-packaged.yaml"
+    text = repo.commits[repo.branches["main"]].files[path].decode()
+    older = repo.push("main", {path: text.replace("title: Model packaged", "title: Older")})
+    newer = repo.push("main", {path: text.replace("title: Model packaged", "title: Newer")})
+    target = tmp_path / "installed"
+    later, earlier = datetime(2026, 11, 20, 10, 5, tzinfo=UTC), NOW
+    first = install(source, REPO, newer, "policies", target, later)
+    assert first.installed and first.note.startswith(f"policies of {REPO}@{newer[:12]} installed")
+    retried = install(source, REPO, older, "policies", target, earlier)  # e.g. re-driven later
+    assert not retried.installed
+    assert retried.note == (
+        f"policies of {REPO}@{older[:12]} not installed: those of a later push "
+        f"({newer[:12]}) are in force"
+    )
+    assert "title: Newer" in (target / "gates" / "model-packaged.yaml").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkouts", "installed"]  # no debris
