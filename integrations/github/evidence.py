@@ -162,7 +162,9 @@ class GithubSource:
         """The pull requests GitHub associates with a commit (for deliveries that name none)."""
         return self.reader.get_all(repo, f"/repos/{repo}/commits/{sha}/pulls")
 
-    def _collect(self, project: Project, number: int | None, events: Sequence[Event]) -> dict:
+    def _collect(
+        self, project: Project, number: int | None, events: Sequence[Event]
+    ) -> dict[str, Any]:
         assert project.github is not None
         repo, prefix = project.github.repo, (project.github.path or "").strip("/")
         visit = Visit(self.reader)
@@ -264,7 +266,7 @@ class GithubSource:
         body = "\n".join(ask["sections"].values())
         return {"issue": ask["number"], "url": ask["url"], "primary_metric": primary_metric(body)}
 
-    def _pull(self, visit: Visit, repo: str, pull: dict[str, Any], needs: Needs) -> dict:
+    def _pull(self, visit: Visit, repo: str, pull: dict[str, Any], needs: Needs) -> dict[str, Any]:
         number = pull["number"]
         shown = {
             "number": number,
