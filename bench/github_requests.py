@@ -1,6 +1,7 @@
 """GitHub API requests per event: a `pull_request.synchronize` on a warm cache (target ≤ 4
 that cost rate limit) and a duplicate delivery (target 0), against the fake GitHub of the
-tests (which counts what PyGithub sends, and whether GitHub would charge it).
+tests (which counts what PyGithub sends, and whether GitHub would charge it). The events are
+GitHub's published synchronize payload, told about the seeded PR, as the receiver stores it.
 
     python bench/github_requests.py
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,10 +24,11 @@ def main() -> None:
     from prefect.settings import temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
+    from flows.deliver_outbox import deliver_outbox
     from flows.process_inbox import process_inbox
     from flows.runtime import runtime
     from gates.store import Store
-    from tests.github_world import BRANCH, REPO, seed
+    from tests.github_world import BRANCH, deliver, pull_request_event, seed
     from tests.paths import POLICIES
     from tests.servers import serving
     from tests.world import World
@@ -48,17 +49,8 @@ def main() -> None:
         fake, repo, number, _, private = seed(world)
 
         def event(delivery: str) -> None:
-            store.add_inbox_event(
-                source="github",
-                delivery_id=delivery,
-                kind="pull_request.synchronize",
-                payload={
-                    "action": "synchronize",
-                    "repository": {"full_name": REPO},
-                    "pull_request": {"number": number, "head": {"ref": BRANCH}},
-                },
-                received_at=datetime.now(UTC),
-            )
+            """GitHub's published synchronize payload, for the PR as the fake holds it."""
+            deliver(world, "pull_request", pull_request_event(repo, number), delivery)
 
         def measure(step) -> tuple[int, int]:
             before = len(fake.requests)
@@ -78,8 +70,10 @@ def main() -> None:
             )
             runtime.cache_clear()
             cold = measure(lambda: (event("e1"), process_inbox()))
+            deliver_outbox()
             repo.push(BRANCH, {"src/train.py": "# retrained\n"})
             warm = measure(lambda: (event("e2"), process_inbox()))
+            write = measure(deliver_outbox)  # the check run on the new head
             card = repo.commits[repo.branches[BRANCH]].files["docs/model_card.md"].decode()
             repo.push(BRANCH, {"docs/model_card.md": card + "\nUpdated.\n"})
             warm_card = measure(lambda: (event("e3"), process_inbox()))
@@ -89,6 +83,7 @@ def main() -> None:
     print(
         f"  synchronize, a file the gates don't read     : {warm[0]:3d} / {warm[1]}   (target ≤ 4 charged)"
     )
+    print(f"    + writing its check run                    : {write[0]:3d} / {write[1]}")
     print(f"  synchronize, the model card changed          : {warm_card[0]:3d} / {warm_card[1]}")
     print(
         f"  duplicate delivery                           : {duplicate[0]:3d} / {duplicate[1]}   (target 0)"

@@ -40,10 +40,11 @@ def record(
     evidence: Evidence | None = None,
     github: bool = False,
     slack: bool = False,
+    rerun: str | None = None,
 ) -> Move | None:
     """Keep the evaluation; when it opens the gate out of ``phase``, move the project on.
     ``github``/``slack``: whether they are connected, so that their side effects are worth
-    queueing."""
+    queueing. ``rerun``: the delivery of a "Re-run" request this decision answers."""
     row = store.record_evaluation(
         project=result.project,
         gate=result.gate,
@@ -59,7 +60,7 @@ def record(
     # What to tell is queued before the move is made: a process killed in between decides
     # again from the same phase and queues the same keys (no-ops), whereas after a move made
     # first it would decide from the next phase and this decision would never be told.
-    for kind, key, payload in side_effects(policies, result, evidence, move, row.id):
+    for kind, key, payload in side_effects(policies, result, evidence, move, row.id, rerun):
         if github or not kind.startswith("github."):
             store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
     for kind, key, payload in slack_effects.decision(policies, result, move) if slack else ():
@@ -82,9 +83,13 @@ def side_effects(
     evidence: Evidence | None,
     move: Move | None,
     evaluation_id: int | None,
+    rerun: str | None = None,
 ) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """What to tell whom about a decision. Keys name what a side effect is about and what it
-    says, so the same decision queued twice (a redelivery, a retried run) is queued once."""
+    says, so the same decision queued twice (a redelivery, a retried run) is queued once.
+
+    A "Re-run" request (``rerun``: its delivery id) is part of the check's key: the person
+    who pressed it sees the check posted again even when nothing changed, once per press."""
     pull = evidence.github.pull_request if evidence else None
     about = f"{result.project}:{result.gate}" + (f":#{pull.number}" if pull else "")
     yield (
@@ -110,7 +115,9 @@ def side_effects(
         )
         yield (
             GITHUB_CHECK,
-            f"check:{repo}:{pull.head_sha}:{result.gate}:{result.gate_digest}:{result.status}",
+            f"check:{repo}:{pull.head_sha}:{result.gate}:{result.gate_digest}"
+            + (f"@{rerun.replace(':', '-')}" if rerun else "")  # GateCheck splits on ':'
+            + f":{result.status}",
             {
                 "repo": repo,
                 "head_sha": pull.head_sha,

@@ -33,7 +33,9 @@ def _changes(proposed: Any) -> list[Change]:
     changes = []
     for key in sorted(set(current.projects) | set(proposed.projects)):
         config = proposed.projects.get(key) or current.projects[key]
-        phase = rt.store.ensure_project(key, current.lifecycle.initial_phase, now).phase
+        # Read only: a policy PR must not create project rows (a project it adds has none).
+        row = rt.store.project(key)
+        phase = row.phase if row else current.lifecycle.initial_phase
         fragments = [source.collect(config, None) for source in rt.sources]
         models = config.mlflow.models if config.mlflow else []
         evidence = assemble(ProjectEvidence(key=key, phase=phase, models=models), fragments)

@@ -32,9 +32,13 @@ from gates.evaluate import evaluate
 from gates.events import Event, route
 from gates.evidence import ProjectEvidence, assemble
 from gates.policy import PolicySet
+from integrations.github.client import GithubUnavailable
+from integrations.github.evidence import GithubSource
+from integrations.github.inbound import RERUN
+from integrations.github.intake import Intake
 from integrations.inbound import normalise
 from integrations.nudge import OUTBOX_EVENT, emit
-from integrations.sources import SourceError
+from integrations.sources import ReadsEvents, SourceError
 
 Unit = tuple[str, int | None]
 """What one decision is about: a project, and the pull request under review if any."""
@@ -58,16 +62,24 @@ def _key(unit: Unit) -> str:
     retry_delay_seconds=exponential_backoff(backoff_factor=1),
     cache_policy=NO_CACHE,
 )
-def collect(source: str, units: list[Unit]) -> dict[str, dict[str, Any]]:
+def collect(
+    source: str, units: list[Unit], events: dict[str, list[dict[str, Any]]] | None = None
+) -> dict[str, dict[str, Any]]:
     """One source, every unit of the batch: one task per source, not per project, because
     each task run costs Prefect ~15 ms. A unit the source cannot read fails alone (its entry
-    holds the error); a source that is down raises and is retried with backoff."""
+    holds the error); a source that is down raises and is retried with backoff. ``events``
+    (per unit) go to sources that take facts from them rather than asking again."""
     rt = runtime()
     chosen = next(s for s in rt.sources if s.name == source)
     collected: dict[str, dict[str, Any]] = {}
     for project, pull in units:
+        config = rt.policies.current.projects[project]
         try:
-            fragment = chosen.collect(rt.policies.current.projects[project], pull)
+            if isinstance(chosen, ReadsEvents):
+                seen = [Event(**e) for e in (events or {}).get(_key((project, pull)), [])]
+                fragment = chosen.collect_after(config, pull, seen)
+            else:
+                fragment = chosen.collect(config, pull)
             collected[_key((project, pull))] = {"fragment": fragment}
         except SourceError as exc:
             collected[_key((project, pull))] = {"error": f"{source}: {exc}"}
@@ -119,7 +131,14 @@ def decide(
         logger.info("%s%s · %s: %s", project, f" #{pull}" if pull else "", gate.id, result.summary)
         decisions.append({"gate": gate.id, "status": result.status})
         move = record(
-            rt.store, policies, result, phase, evidence, github=rt.github is not None, slack=slack
+            rt.store,
+            policies,
+            result,
+            phase,
+            evidence,
+            github=rt.github is not None,
+            slack=slack,
+            rerun=next((e["subject"]["rerun"] for e in events if e["kind"] in RERUN), None),
         )
         if move is not None:
             logger.info("%s: %s → %s (%s)", project, move.from_phase, move.to_phase, move.reason)
@@ -153,17 +172,32 @@ def _policy_pull_requests(events: list[Event]) -> set[tuple[str, int]]:
     }
 
 
+def _github_intake() -> Intake:
+    rt = runtime()
+    return Intake(
+        rt.github,
+        next((s for s in rt.sources if isinstance(s, GithubSource)), None),
+        rt.policies,
+        rt.settings.github_app_id,
+        rt.settings.github_policy_repo,
+        rt.settings.github_policy_path,
+    )
+
+
 def _triage(
     batch: list[Any], policies: PolicySet, totals: dict[str, int]
-) -> tuple[dict[Unit, Batch], dict[tuple[str, int], list[int]]]:
-    """Read and route each event; finish at once those that concern no project (with why)."""
+) -> tuple[dict[Unit, Batch], dict[tuple[str, int], list[int]], dict[int, str]]:
+    """Read and route each event; finish at once those that concern no project (with why).
+    Also returns notes to keep on rows that are done (what a policy push installed)."""
     rt, logger = runtime(), get_run_logger()
     work: dict[Unit, Batch] = defaultdict(Batch)
     policy_prs: dict[tuple[str, int], list[int]] = defaultdict(list)
+    notes: dict[int, str] = {}
+    intake = _github_intake()
     for row in batch:
         totals["events"] += 1
         try:
-            events = normalise(row.source, row.kind, row.payload, row.received_at)
+            events = normalise(row.source, row.kind, row.payload, row.received_at, row.delivery_id)
         except Exception as exc:
             rt.store.finish_inbox_event(row.id, "failed", f"unreadable {row.source} payload: {exc}")
             totals["failed"] += 1
@@ -177,12 +211,30 @@ def _triage(
             else:
                 work[(project, None)].rows.append(row.id)
             continue
+        if row.source == "github":
+            try:
+                taken = intake.take(row.kind, row.payload, events)
+            except GithubUnavailable as exc:
+                rt.store.finish_inbox_event(row.id, "failed", f"GitHub: {exc}")
+                totals["failed"] += 1
+                continue
+            if not taken.events:
+                rt.store.finish_inbox_event(row.id, taken.status, taken.note)
+                logger.info("inbox #%s (github %s): %s", row.id, row.kind, taken.note)
+                totals[taken.status] += 1
+                continue
+            events = taken.events
+            if taken.note:
+                notes[row.id] = taken.note
+            if taken.policies_changed:
+                policies = rt.policies.current
         for pull in _policy_pull_requests(events):
             policy_prs[pull].append(row.id)
         routes = [route(policies, e) for e in events]
         reason = "; ".join(r.reason for r in routes) or "the delivery held no events"
         if not any(r.projects for r in routes):
             if not any(row.id in rows for rows in policy_prs.values()):
+                reason = "; ".join(filter(None, [notes.pop(row.id, None), reason]))
                 rt.store.finish_inbox_event(row.id, "ignored", reason)
                 logger.info("inbox #%s (%s %s) ignored: %s", row.id, row.source, row.kind, reason)
                 totals["ignored"] += 1
@@ -193,7 +245,7 @@ def _triage(
                 unit = (project, int(pull) if pull else None)
                 work[unit].rows.append(row.id)
                 work[unit].events.append(event.model_dump(mode="json"))
-    return work, policy_prs
+    return work, policy_prs, notes
 
 
 def _check_policies(policy_prs: dict[tuple[str, int], list[int]]) -> dict[int, str]:
@@ -214,8 +266,9 @@ def _decide_all(work: dict[Unit, Batch]) -> dict[Unit, str]:
     """Collect (each source once, in parallel), then decide each unit; the failures."""
     rt, logger = runtime(), get_run_logger()
     units = sorted(work, key=_key)
+    events = {_key(unit): work[unit].events for unit in units}
     try:
-        futures = [collect.submit(s.name, units) for s in rt.sources]
+        futures = [collect.submit(s.name, units, events) for s in rt.sources]
         collected = [future.result() for future in futures]
     except Exception as exc:
         return dict.fromkeys(work, f"evidence collection failed: {exc}")
@@ -248,7 +301,8 @@ def process_inbox(batch_size: int | None = None) -> dict[str, int]:
     while batch := rt.store.claim_inbox_events(
         batch_size or rt.settings.batch_size, reclaim_after=reclaim
     ):
-        work, policy_prs = _triage(batch, policies, totals)
+        policies = rt.policies.current  # a policy push in the last batch may have changed it
+        work, policy_prs, notes = _triage(batch, policies, totals)
         failures = _decide_all(work) if work else {}
         failed = {row: error for unit, error in failures.items() for row in work[unit].rows}
         failed |= _check_policies(policy_prs) if policy_prs else {}
@@ -258,6 +312,8 @@ def process_inbox(batch_size: int | None = None) -> dict[str, int]:
         routed |= {row for rows in policy_prs.values() for row in rows}
         totals["decisions"] += len(work) - len(failures)
         totals["done"] += rt.store.finish_inbox_events(routed - failed.keys(), "done")
+        for row_id in notes.keys() & (routed - failed.keys()):
+            rt.store.finish_inbox_event(row_id, "done", notes[row_id])
         if failed:
             totals["failed"] += len(failed)
     logger.info("processed: %s", dict(totals))

@@ -50,6 +50,18 @@ class Issue(Fact):
     links: list[int] = Field(default_factory=list, description="Issue numbers this issue links.")
 
 
+class Review(Fact):
+    """A reviewer's standing on a pull request, as GitHub counts it: their latest approval or
+    request for changes (a later comment does not undo either; a dismissal does), else
+    COMMENTED."""
+
+    author: str
+    state: Literal["APPROVED", "CHANGES_REQUESTED", "COMMENTED"]
+    submitted_at: datetime | None = None
+    url: str | None = None
+    commit: str | None = Field(default=None, description="The head commit that was reviewed.")
+
+
 class PullRequest(Fact):
     number: int
     title: str = ""
@@ -59,7 +71,12 @@ class PullRequest(Fact):
     base: str = ""
     head_sha: str = ""
     labels: list[str] = []
-    files_changed: list[str] = []
+    files_changed: list[str] = Field(
+        default=[], description="Read only when a check names files_changed."
+    )
+    reviews: list[Review] = Field(
+        default=[], description="One per reviewer; read only when a check names reviews."
+    )
     draft: bool = False
     merged: bool = False
 

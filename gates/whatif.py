@@ -65,10 +65,12 @@ def compare(
     failing = {c.id for c in before.failing()} if before else set()
     failing_after = {c.id for c in after.failing()} if after else set()
     same_gate = (before.gate if before else None) == (after.gate if after else None)
+    asked, asked_after = _asked(before), _asked(after)
     if (
         same_gate
         and (before.status if before else None) == (after.status if after else None)
         and failing == failing_after
+        and asked == asked_after
     ):
         return None
     details = []
@@ -76,7 +78,9 @@ def compare(
         details.append("newly failing: " + ", ".join(newly))
     if fixed := sorted(failing - failing_after):
         details.append("no longer failing: " + ", ".join(fixed))
-    if not same_gate:
+    if same_gate:
+        details += _approval_changes(asked, asked_after)
+    else:
         details.append(
             f"gate {before.gate if before else 'none'} → {after.gate if after else 'none'}"
         )
@@ -87,3 +91,29 @@ def compare(
         after=after.status if after else "not gated",
         detail="; ".join(details) or "approvals counted differently",
     )
+
+
+def _asked(result: GateResult | None) -> dict[str, tuple[int, int]]:
+    """Approval rule → (approvals it requires, approvals still missing)."""
+    return {r.rule: (r.required, r.missing) for r in result.approvals} if result else {}
+
+
+def _approval_changes(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> list[str]:
+    """What a reviewer of a policy change must see about approvals: a rule dropped or added
+    changes who must sign off even when the gate's status stays the same."""
+    details = []
+    if dropped := sorted(before.keys() - after.keys()):
+        details.append("approval no longer required: " + ", ".join(dropped))
+    if added := sorted(after.keys() - before.keys()):
+        shown = [f"{rule} ({after[rule][1]} missing)" for rule in added]
+        details.append("approval newly required: " + ", ".join(shown))
+    for rule in sorted(before.keys() & after.keys()):
+        (needed, missing), (needed_after, missing_after) = before[rule], after[rule]
+        if (needed, missing) != (needed_after, missing_after):
+            details.append(
+                f"approval {rule}: {needed_after} required, {missing_after} missing "
+                f"(now {needed} required, {missing} missing)"
+            )
+    return details

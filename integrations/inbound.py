@@ -14,11 +14,15 @@ from integrations.slack import inbound as slack
 
 
 def normalise(
-    source: str, kind: str, payload: dict[str, Any], received_at: datetime
+    source: str,
+    kind: str,
+    payload: dict[str, Any],
+    received_at: datetime,
+    delivery_id: str | None = None,
 ) -> list[Event]:
     """The events in one stored delivery (an alert notification may hold several)."""
     if source == "github":
-        return github.normalise(kind.split(".", 1)[0], payload, received_at)
+        return github.normalise(kind.split(".", 1)[0], payload, received_at, delivery_id)
     if source == "mlflow":
         return mlflow.normalise(payload, received_at)
     if source == "monitoring" and kind == reports.KIND:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from gates.events import Event
 from gates.policy import Project
 
 log = logging.getLogger("phasegate.sources")
@@ -29,6 +31,17 @@ class EvidenceSource(Protocol):
     name: str
 
     def collect(self, project: Project, pull_request: int | None) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ReadsEvents(Protocol):
+    """A source that takes facts from the deliveries that asked for the evaluation instead of
+    asking its system again (GitHub's ``pull_request`` payload holds the PR's head, branch,
+    labels and author). ``events`` may be empty: it then reads everything itself."""
+
+    def collect_after(
+        self, project: Project, pull_request: int | None, events: Sequence[Event]
+    ) -> dict[str, Any]: ...
 
 
 class SourceError(RuntimeError):

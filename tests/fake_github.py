@@ -911,10 +911,14 @@ class Shapes:
             body.pop("pull_request", None)  # GitHub's mark of a pull request in the issue API
         return body
 
-    def pull(self, repo: Repo, issue: Issue) -> dict[str, Any]:
+    def pull(
+        self, repo: Repo, issue: Issue, template: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A pull request as `pulls/get` shows it, or in another operation's (simpler) shape:
+        `fill` leaves out what that shape lacks."""
         pull = issue.pull
         assert pull is not None
-        template = self.example("pulls/get")
+        template = template or self.example("pulls/get")
         url = f"{self.repo_api(repo)}/pulls/{issue.number}"
         html = f"{self.web}/{repo.full_name}/pull/{issue.number}"
         issue_url = f"{self.repo_api(repo)}/issues/{issue.number}"
@@ -1819,6 +1823,28 @@ class FakeGitHub:
     def _get_commit(self, ctx: Context) -> Reply:
         sha = ctx.commit_sha(ctx.params["ref"])
         return Reply(200, ctx.shapes.commit(ctx.repository, ctx.repository.commits[sha]))
+
+    @operation("repos/list-pull-requests-associated-with-commit", "contents=read")
+    def _commit_pulls(self, ctx: Context) -> Reply:
+        """GitHub's rule: the merged pull request that introduced a commit on the default
+        branch; for a commit elsewhere, the open and merged pull requests that contain it."""
+        repo = ctx.repository
+        sha = ctx.commit_sha(ctx.params["commit_sha"])
+        on_default = sha in set(repo._ancestry(repo.branches[repo.default_branch]))
+        found = []
+        for issue in repo.issues.values():
+            pull = issue.pull
+            if pull is None or (issue.state != "open" and not pull.merged):
+                continue
+            if on_default and not pull.merged:
+                continue
+            head = repo.branches[pull.head]
+            if sha in set(repo._ancestry(head)) or pull.merge_commit_sha == sha:
+                found.append(issue)
+        page, headers = ctx.page(found)
+        template = ctx.shapes.example("repos/list-pull-requests-associated-with-commit")
+        shown = [ctx.shapes.pull(repo, issue, copy.deepcopy(template)) for issue in page]
+        return Reply(200, shown, headers)
 
     @operation("repos/get-content", "contents=read")
     def _get_content(self, ctx: Context) -> Reply:

@@ -43,6 +43,7 @@ OUT = Path(__file__).resolve().parent / "fixtures" / "github-openapi-subset.json
 OPERATIONS: dict[str, list[str] | None] = {
     "repos/get": None,
     "repos/get-commit": None,
+    "repos/list-pull-requests-associated-with-commit": None,
     "repos/get-content": ["response-if-content-is-a-file", "response-if-content-is-a-directory"],
     "git/get-tree": ["response-recursively-retrieving-a-tree"],
     "issues/list-for-repo": None,

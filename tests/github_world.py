@@ -3,8 +3,12 @@ by the GitHub tests and bench/github_requests.py."""
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -18,6 +22,8 @@ from tests.world import World
 
 REPO = "acme/churn-model"
 BRANCH = "model/12-churn-classifier"
+APP_ID = 42
+WEBHOOKS = Path(__file__).resolve().parent / "fixtures" / "github-webhooks"
 
 
 def _key() -> tuple[str, str]:
@@ -105,5 +111,141 @@ def pr_event(
             "repository": {"full_name": REPO},
             "pull_request": {"number": number, "head": {"ref": BRANCH}},
         },
+        received_at=datetime.now(UTC),
+    )
+
+
+# --- GitHub's published webhook payloads, told about the seeded world ---------------------
+
+
+@cache
+def _published(name: str) -> dict[str, Any]:
+    return json.loads((WEBHOOKS / name).read_text())
+
+
+def published(name: str) -> dict[str, Any]:
+    """A fresh copy of a published payload, e.g. ``pull_request/opened.payload.json``."""
+    return copy.deepcopy(_published(name))
+
+
+def _fill(shown: dict[str, Any], **values: Any) -> None:
+    """Set the fields the published shape has (a review's PR has no ``merged``)."""
+    shown.update({key: value for key, value in values.items() if key in shown})
+
+
+def _repository(repo: Repo, web: str, shown: dict[str, Any]) -> dict[str, Any]:
+    _fill(
+        shown,
+        id=repo.id,
+        name=repo.name,
+        full_name=repo.full_name,
+        html_url=f"{web}/{repo.full_name}",
+        url=f"{web}/api/v3/repos/{repo.full_name}",
+        default_branch=repo.default_branch,
+    )
+    shown["owner"]["login"] = repo.owner
+    return shown
+
+
+def _pull(repo: Repo, web: str, number: int, shown: dict[str, Any]) -> dict[str, Any]:
+    issue, pull = repo.issues[number], repo.pull(number)
+    _fill(
+        shown,
+        number=number,
+        title=issue.title,
+        html_url=f"{web}/{repo.full_name}/pull/{number}",
+        state=issue.state,
+        draft=pull.draft,
+        merged=pull.merged,
+        labels=[{"name": name, "color": "ededed"} for name in issue.labels],
+    )
+    shown["user"]["login"] = issue.user
+    for side, branch in (("head", pull.head), ("base", pull.base)):
+        shown[side].update(ref=branch, sha=repo.branches[branch], label=f"{repo.owner}:{branch}")
+        _repository(repo, web, shown[side]["repo"])
+    return shown
+
+
+def pull_request_event(
+    repo: Repo, number: int, action: str = "synchronize", web: str = "https://github.com"
+) -> dict[str, Any]:
+    """GitHub's ``pull_request`` payload for the PR as the fake holds it now."""
+    name = "opened" if action == "opened" else "synchronize"
+    body = published(f"pull_request/{name}.payload.json")
+    body.update(action=action, number=number)
+    _repository(repo, web, body["repository"])
+    _pull(repo, web, number, body["pull_request"])
+    return body
+
+
+def review_event(
+    repo: Repo, number: int, user: str, state: str, web: str = "https://github.com"
+) -> dict[str, Any]:
+    """``pull_request_review.submitted`` for a review the fake holds (``Repo.add_review``)."""
+    body = published("pull_request_review/submitted.payload.json")
+    _repository(repo, web, body["repository"])
+    _pull(repo, web, number, body["pull_request"])
+    body["review"].update(state=state.lower(), commit_id=repo.branches[repo.pull(number).head])
+    body["review"]["user"]["login"] = user
+    return body
+
+
+def check_run_event(
+    repo: Repo, sha: str, name: str, action: str, app_id: int, web: str = "https://github.com"
+) -> dict[str, Any]:
+    """GitHub's ``check_run`` payload (the published ``rerequested`` one: without its pull
+    requests, as GitHub sends them for a fork's PR)."""
+    body = published("check_run/rerequested.payload.json")
+    body["action"] = action
+    body["check_run"].update(name=name, head_sha=sha, pull_requests=[])
+    body["check_run"]["app"]["id"] = app_id
+    body["check_run"]["check_suite"].update(head_sha=sha, pull_requests=[])
+    _repository(repo, web, body["repository"])
+    return body
+
+
+def check_suite_event(
+    repo: Repo, sha: str, app_id: int, action: str = "completed", web: str = "https://github.com"
+) -> dict[str, Any]:
+    """GitHub's ``check_suite`` payload (the published ``completed.1``: no pull requests)."""
+    body = published("check_suite/completed.1.payload.json")
+    body["action"] = action
+    body["check_suite"].update(head_sha=sha, pull_requests=[])
+    body["check_suite"]["app"]["id"] = app_id
+    _repository(repo, web, body["repository"])
+    return body
+
+
+def push_event(
+    repo: Repo, branch: str, before: str, paths: list[str], web: str = "https://github.com"
+) -> dict[str, Any]:
+    """GitHub's ``push`` payload for the fake's latest commit on ``branch``."""
+    body = published("push/payload.json")
+    after = repo.branches[branch]
+    commit = {"id": after, "message": "Update", "added": [], "removed": [], "modified": paths}
+    body.update(
+        ref=f"refs/heads/{branch}",
+        before=before,
+        after=after,
+        created=False,
+        deleted=False,
+        forced=False,
+        commits=[commit],
+        head_commit=commit,
+    )
+    _repository(repo, web, body["repository"])
+    return body
+
+
+def deliver(world: World, event: str, body: dict[str, Any], delivery: str) -> None:
+    """Store a delivery the way the receiver does (the tests that go through the receiver
+    itself POST the signed bytes instead)."""
+    from integrations.github.inbound import kind
+
+    world.store.add_inbox_event(
+        source="github",
+        delivery_id=delivery,
+        kind=kind(event, body),
+        payload=body,
         received_at=datetime.now(UTC),
     )

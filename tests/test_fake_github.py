@@ -242,6 +242,21 @@ def test_pull_request_head_files_reviews_and_merge(fake, base):
         client(base).get_repo("acme/churn").get_pull(1)  # an issue, not a pull request
 
 
+def test_pull_requests_of_a_commit_as_github_lists_them(fake, base):
+    seeded = fake.repo("acme/churn")
+    head = seeded.branches["model/12-churn-classifier"]
+    repo = client(base).get_repo("acme/churn")
+    [pull] = repo.get_commit(head).get_pulls()  # a PR head: the open PR holding it
+    assert (pull.number, pull.head.sha, pull.user.login) == (2, head, "ann")
+    assert [label.name for label in pull.labels] == ["Model"]
+    assert list(repo.get_commit(seeded.branches["main"]).get_pulls()) == []  # on main, no PR
+    merge = seeded.merge_pull(2)
+    # On the default branch now: the merged PR that brought the commit in.
+    assert [p.number for p in repo.get_commit(head).get_pulls()] == [2]
+    assert [p.merged_at is not None for p in repo.get_commit(merge).get_pulls()] == [True]
+    assert fake.count("repos/list-pull-requests-associated-with-commit") == 4
+
+
 # --- writing: check runs, statuses, labels, comments ---
 
 

@@ -36,6 +36,7 @@ def test_issue_form_answers_become_sections_and_template_values_are_known():
             "html_url": "https://github.com/acme/churn/issues/4",
         },
         {"ask": template},
+        "acme/churn",
     )
     assert issue["sections"]["Problem statement"] == "Churn is found too late."
     assert issue["sections"]["Constraints"] == "_No response_"
@@ -49,12 +50,22 @@ def test_markdown_template_with_front_matter():
 
 def test_checkboxes_and_links():
     body = "Depends on #12 and https://github.com/acme/churn/issues/15, not #4 itself.\n- [x] privacy\n- [ ] legal"
-    issue = parse_issue({"number": 4, "body": body, "labels": []}, {})
+    issue = parse_issue({"number": 4, "body": body, "labels": []}, {}, "acme/churn")
     assert issue["links"] == [12, 15]
     assert issue["checkboxes"] == [
         {"text": "privacy", "checked": True},
         {"text": "legal", "checked": False},
     ]
+
+
+def test_only_links_to_the_same_repository_count():
+    body = (
+        "Data: #3, acme/churn#5 and https://ghe.example.com/acme/Churn/pull/6.\n"
+        "Not ours: https://github.com/other/repo/issues/7, other/repo#8, "
+        "https://github.com/acme/churn-old/issues/9, a heading link docs.md#10."
+    )
+    issue = parse_issue({"number": 1, "body": body, "labels": []}, {}, "acme/churn")
+    assert issue["links"] == [3, 5, 6]
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,20 @@ class GithubAccess:
                 )
             return self._clients[(repo, retry)]
 
+    def forget(self, account: str) -> list[str]:
+        """Drop the credentials and clients kept for ``account``'s repositories, so the next
+        request asks GitHub for the installation again: after the App was uninstalled,
+        suspended or granted new permissions, a kept token is wrong. Returns the repositories
+        dropped."""
+        owner = account.lower()
+        with self._lock:
+            dropped = sorted(r for r in self._auth if r.split("/", 1)[0].lower() == owner)
+            for repo in dropped:
+                del self._auth[repo]
+            for key in [k for k in self._clients if k[0] in dropped]:
+                del self._clients[key]
+        return dropped
+
     def _connect(self, repo: str) -> Auth.Auth:
         if self.mode == "token":
             assert self.config.token
@@ -173,6 +187,34 @@ class Reader:
             if len(chunk) < 100:
                 break
         return items
+
+
+class Visit:
+    """One evaluation's reads: every resource asked for once, however many gates read it.
+
+    The ETag cache of :class:`Reader` spans evaluations, but a 304 is still a request; within
+    one evaluation nothing changes that phasegate would notice, so a second read of the same
+    URL (the default branch's tree for its files and for its issue templates, say) is
+    answered from here.
+    """
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+        self._seen: dict[str, Any] = {}
+
+    def get(self, repo: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        key = "get " + path + json.dumps(params or {}, sort_keys=True)
+        if key not in self._seen:
+            self._seen[key] = self.reader.get(repo, path, params)
+        return self._seen[key]
+
+    def get_all(
+        self, repo: str, path: str, params: dict[str, Any] | None = None, *, key: str | None = None
+    ) -> list[Any]:
+        seen = f"all {path}{json.dumps(params or {}, sort_keys=True)}{key}"
+        if seen not in self._seen:
+            self._seen[seen] = self.reader.get_all(repo, path, params, key=key)
+        return self._seen[seen]
 
 
 def _message(body: str) -> str:

@@ -22,7 +22,11 @@ from ruamel.yaml.error import YAMLError
 from gates.checks.text import sections
 
 _BOX = re.compile(r"^\s*[-*]\s+\[([ xX])\]\s+(.+?)\s*$", re.M)
-_LINK = re.compile(r"(?:(?<![\w/])#|/issues/|/pull/)(\d+)\b")
+_LINK = re.compile(
+    r"(?:https?://[^/\s]+/(?P<owner>[\w.-]+)/(?P<repo>[\w.-]+)/(?:issues|pull)/"
+    r"|(?<![\w/.-])(?P<short_owner>[\w.-]+)/(?P<short_repo>[\w.-]+)#"
+    r"|(?<![\w/])#)(?P<n>\d+)\b"
+)
 _METRIC = re.compile(
     r"primary\s+metric\s*[:=]\s*`?([A-Za-z][\w.\-/]*)`?\s*(>=|≥|=>|>|<=|≤|=<|<)\s*([0-9]*\.?[0-9]+)",
     re.I,
@@ -30,8 +34,11 @@ _METRIC = re.compile(
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 
 
-def parse_issue(raw: dict[str, Any], templates: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """An issue from the REST API as :class:`gates.evidence.Issue` fields."""
+def parse_issue(
+    raw: dict[str, Any], templates: dict[str, dict[str, str]], repo: str
+) -> dict[str, Any]:
+    """An issue of ``repo`` (owner/name) from the REST API as :class:`gates.evidence.Issue`
+    fields."""
     body = raw.get("body") or ""
     labels = [lbl["name"] for lbl in raw.get("labels", []) if isinstance(lbl, dict)]
     template = next((templates[lbl.lower()] for lbl in labels if lbl.lower() in templates), {})
@@ -46,8 +53,21 @@ def parse_issue(raw: dict[str, Any], templates: dict[str, dict[str, str]]) -> di
         "sections": {s.heading: s.body for s in sections(body).values()},
         "template": template,
         "checkboxes": [{"text": t, "checked": c.lower() == "x"} for c, t in _BOX.findall(body)],
-        "links": sorted({int(n) for n in _LINK.findall(body)} - {number}),
+        "links": links(body, repo, number),
     }
+
+
+def links(body: str, repo: str, number: int) -> list[int]:
+    """The issues of ``repo`` that ``body`` links: ``#12``, ``owner/name#12`` and issue or
+    pull request URLs of the same repository. Another repository's ``/issues/12`` is not
+    this repository's #12."""
+    found = set()
+    for match in _LINK.finditer(body or ""):
+        owner = match.group("owner") or match.group("short_owner")
+        name = match.group("repo") or match.group("short_repo")
+        if owner is None or f"{owner}/{name}".lower() == repo.lower():
+            found.add(int(match.group("n")))
+    return sorted(found - {number})
 
 
 def primary_metric(body: str) -> dict[str, Any] | None:
