@@ -32,6 +32,7 @@ from gates.evaluate import evaluate
 from gates.events import Event, route
 from gates.evidence import ProjectEvidence, assemble
 from gates.policy import PolicySet
+from integrations.github import effects as github_effects
 from integrations.inbound import normalise
 from integrations.nudge import OUTBOX_EVENT, emit
 from integrations.sources import SourceError
@@ -83,6 +84,7 @@ def decide(
     gates that check such PRs; the project still moves only through its own phase's gate."""
     rt, logger = runtime(), get_run_logger()
     slack = rt.slack is not None
+    github = github_effects.Options.of(rt.settings) if rt.github is not None else None
     if errors := [c["error"] for c in collected if "error" in c]:
         raise SourceError("; ".join(errors))
     fragments = [c["fragment"] for c in collected]
@@ -91,7 +93,14 @@ def decide(
     phase = rt.store.ensure_project(project, policies.lifecycle.initial_phase, now).phase
     if pull is None:
         moved = regression(
-            rt.store, policies, project, phase, [Event(**e) for e in events], now, slack=slack
+            rt.store,
+            policies,
+            project,
+            phase,
+            [Event(**e) for e in events],
+            now,
+            slack=slack,
+            github=github,
         )
         if moved:
             logger.warning(
@@ -118,9 +127,7 @@ def decide(
         result = evaluate(gate, evidence, approvals, waivers, now, policies)
         logger.info("%s%s · %s: %s", project, f" #{pull}" if pull else "", gate.id, result.summary)
         decisions.append({"gate": gate.id, "status": result.status})
-        move = record(
-            rt.store, policies, result, phase, evidence, github=rt.github is not None, slack=slack
-        )
+        move = record(rt.store, policies, result, phase, evidence, github=github, slack=slack)
         if move is not None:
             logger.info("%s: %s → %s (%s)", project, move.from_phase, move.to_phase, move.reason)
             phase = move.to_phase
