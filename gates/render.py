@@ -161,12 +161,17 @@ def cut(text: str, limit: int, where: str) -> str:
     return shown + note(len(lines) - kept, size - len(shown.encode()))
 
 
+def _esc(text: str) -> str:
+    """Text between tags: ``<``, ``>`` and ``&`` escaped (quotes only matter in attributes)."""
+    return escape(text, quote=False)
+
+
 def _html_link(url: str | None, text: str) -> str:
     """``text`` linked to ``url`` -- only a web address: evidence is outside input, and a
     ``javascript:`` link on the status page would run in its readers' browsers."""
     if url and url.lower().startswith(("https://", "http://")):
-        return f'<a href="{escape(url)}">{escape(text)}</a>'
-    return escape(text)
+        return f'<a href="{escape(url)}">{_esc(text)}</a>'
+    return _esc(text)
 
 
 def _html_rows(check: CheckResult, depth: int, out: list[str]) -> None:
@@ -177,10 +182,10 @@ def _html_rows(check: CheckResult, depth: int, out: list[str]) -> None:
         fix = f"waived by {w.person} until {w.expires_at:%Y-%m-%d}: {w.reason}"
     out.append(
         f'<tr class="{check.outcome}"><td>{_MARK[check.outcome]}</td>'
-        f'<td style="padding-left:{0.3 + 1.5 * depth:.1f}em">{escape(check.title)}</td>'
-        f"<td>{check.outcome}</td><td>{escape(check.expected)}</td>"
-        f"<td>{_html_link(check.source, check.found)}</td><td>{escape(where)}</td>"
-        f"<td>{escape(fix)}</td></tr>"
+        f'<td style="padding-left:{0.3 + 1.5 * depth:.1f}em">{_esc(check.title)}</td>'
+        f"<td>{check.outcome}</td><td>{_esc(check.expected)}</td>"
+        f"<td>{_html_link(check.source, check.found)}</td><td>{_esc(where)}</td>"
+        f"<td>{_esc(fix)}</td></tr>"
     )
     for child in check.children:
         _html_rows(child, depth + 1, out)
@@ -191,12 +196,12 @@ def to_html(result: GateResult) -> str:
     check run); every value from policies or evidence is escaped."""
     out = [
         f'<section id="{escape(result.gate)}" class="gate {result.status}">',
-        f"<h2>{_EMOJI[result.status]} {escape(result.title)} <small>({escape(result.gate)})"
+        f"<h2>{_EMOJI[result.status]} {_esc(result.title)} <small>({_esc(result.gate)})"
         f"</small>: {_STATUS[result.status].lower()}</h2>",
-        f'<p class="summary">{escape(result.summary)}</p>',
+        f'<p class="summary">{_esc(result.summary)}</p>',
     ]
     if result.mode in _MODE_NOTE:
-        out.append(f'<p class="mode">{escape(_MODE_NOTE[result.mode].replace("**", ""))}</p>')
+        out.append(f'<p class="mode">{_esc(_MODE_NOTE[result.mode].replace("**", ""))}</p>')
     out += [
         "<table><thead><tr><th></th><th>Check</th><th>Outcome</th><th>Expected</th>"
         "<th>Found</th><th>Where</th><th>How to fix</th></tr></thead><tbody>"
@@ -206,7 +211,7 @@ def to_html(result: GateResult) -> str:
     out.append("</tbody></table>")
     approvals = _approval_lines(result)
     if approvals:
-        out += ["<h3>Approvals</h3><ul>", *(f"<li>{escape(a)}</li>" for a in approvals), "</ul>"]
+        out += ["<h3>Approvals</h3><ul>", *(f"<li>{_esc(a)}</li>" for a in approvals), "</ul>"]
     out += [
         f'<p class="meta">evidence <code>{result.evidence_digest[:12]}</code> · gate digest '
         f"<code>{result.gate_digest[:12]}</code> · evaluated "

@@ -4,13 +4,19 @@ by the GitHub tests and bench/github_requests.py."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from flows.runtime import runtime
 from gates.scenario import load_scenario
 from tests.fake_github import FakeGitHub, Repo
 from tests.paths import EXAMPLES, POLICIES
+from tests.servers import serving
 from tests.world import World
 
 REPO = "acme/churn-model"
@@ -68,3 +74,43 @@ def seed(world: World) -> tuple[FakeGitHub, Repo, int, str, str]:
     (world.checkout / ".phasegate").mkdir(parents=True)
     (world.checkout / ".phasegate" / "evidence.json").write_text(json.dumps({"mlflow": mlflow}))
     return fake, repo, pull.number, head, private
+
+
+@contextmanager
+def connected(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[FakeGitHub, Repo, int, str]]:
+    """The seeded fake GitHub, served, phasegate configured for it as an App, and the project
+    in model development: (fake, repo, PR number, PR head sha)."""
+    fake, repo, number, head, private = seed(world)
+    with serving(fake.app) as base:
+        monkeypatch.setenv("PHASEGATE_GITHUB_API_URL", f"{base}/api/v3")
+        monkeypatch.setenv("PHASEGATE_GITHUB_APP_ID", "42")
+        monkeypatch.setenv("PHASEGATE_GITHUB_PRIVATE_KEY", private)
+        runtime.cache_clear()
+        world.store.ensure_project("churn-model", "framing", datetime.now(UTC))
+        world.store.transition(
+            project="churn-model",
+            to_phase="model-development",
+            kind="advance",
+            reason="test setup",
+            evaluation_id=None,
+            at=datetime.now(UTC),
+        )
+        yield fake, repo, number, head
+    runtime.cache_clear()
+
+
+def pr_event(world: World, delivery: str, number: int, kind: str = "pull_request.synchronize"):
+    """A pull request event on the project's repository, as the inbox holds it."""
+    world.store.add_inbox_event(
+        source="github",
+        delivery_id=delivery,
+        kind=kind,
+        payload={
+            "action": kind.split(".")[1],
+            "repository": {"full_name": REPO},
+            "pull_request": {"number": number, "head": {"ref": BRANCH}},
+        },
+        received_at=datetime.now(UTC),
+    )

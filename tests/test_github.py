@@ -10,8 +10,7 @@ import pytest
 from flows.deliver_outbox import deliver_outbox
 from flows.process_inbox import process_inbox
 from flows.runtime import runtime
-from tests.github_world import BRANCH, REPO, seed
-from tests.servers import serving
+from tests.github_world import BRANCH, REPO, connected, pr_event
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -19,37 +18,8 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 @pytest.fixture
 def github(world, monkeypatch):
     """A fake GitHub holding the example project's repository, issues and a model PR."""
-    fake, repo, number, head, private = seed(world)
-    with serving(fake.app) as base:
-        monkeypatch.setenv("PHASEGATE_GITHUB_API_URL", f"{base}/api/v3")
-        monkeypatch.setenv("PHASEGATE_GITHUB_APP_ID", "42")
-        monkeypatch.setenv("PHASEGATE_GITHUB_PRIVATE_KEY", private)
-        runtime.cache_clear()
-        world.store.ensure_project("churn-model", "framing", datetime.now(UTC))
-        world.store.transition(
-            project="churn-model",
-            to_phase="model-development",
-            kind="advance",
-            reason="test setup",
-            evaluation_id=None,
-            at=datetime.now(UTC),
-        )
-        yield fake, repo, number, head
-    runtime.cache_clear()
-
-
-def _pr_event(world, delivery: str, number: int, kind: str = "pull_request.synchronize") -> None:
-    world.store.add_inbox_event(
-        source="github",
-        delivery_id=delivery,
-        kind=kind,
-        payload={
-            "action": kind.split(".")[1],
-            "repository": {"full_name": REPO},
-            "pull_request": {"number": number, "head": {"ref": BRANCH}},
-        },
-        received_at=datetime.now(UTC),
-    )
+    with connected(world, monkeypatch) as seeded:
+        yield seeded
 
 
 def _gate_runs(repo, head):
@@ -58,7 +28,7 @@ def _gate_runs(repo, head):
 
 def test_pull_request_gets_its_gate_check_updated_in_place(world, github):
     fake, repo, number, head = github
-    _pr_event(world, "sync-1", number)
+    pr_event(world, "sync-1", number)
     assert process_inbox()["decisions"] == 1
     deliver_outbox()
     [run] = _gate_runs(repo, head)
@@ -79,7 +49,7 @@ def test_pull_request_gets_its_gate_check_updated_in_place(world, github):
             source="test",
             at=datetime.now(UTC),
         )
-    _pr_event(world, "rerun-1", number, kind="check_run.rerequested")
+    pr_event(world, "rerun-1", number, kind="check_run.rerequested")
     process_inbox()
     deliver_outbox()
     [run] = _gate_runs(repo, head)  # the same check run, updated
@@ -93,7 +63,7 @@ def test_a_failing_check_is_explained_and_annotated(world, github):
     _fake, repo, number, _ = github
     card = "# Model card\n\n## Model details\nGBT.\n\n## Intended use\n\n## Training data\nx\n"
     head = repo.push(BRANCH, {"docs/model_card.md": card})
-    _pr_event(world, "sync-2", number)
+    pr_event(world, "sync-2", number)
     process_inbox()
     deliver_outbox()
     [run] = _gate_runs(repo, head)
@@ -109,10 +79,10 @@ def test_a_failing_check_is_explained_and_annotated(world, github):
 
 def test_duplicate_delivery_costs_no_github_request(world, github):
     fake, _, number, _ = github
-    _pr_event(world, "sync-3", number)
+    pr_event(world, "sync-3", number)
     process_inbox()
     before = len(fake.requests)
-    _pr_event(world, "sync-3", number)  # redelivered: the inbox already has it
+    pr_event(world, "sync-3", number)  # redelivered: the inbox already has it
     process_inbox()
     assert len(fake.requests) == before
 
@@ -123,7 +93,7 @@ def test_token_without_app_posts_a_commit_status(world, github, monkeypatch):
     monkeypatch.delenv("PHASEGATE_GITHUB_APP_ID")
     monkeypatch.setenv("PHASEGATE_GITHUB_TOKEN", "ghp_test")
     runtime.cache_clear()
-    _pr_event(world, "sync-4", number)
+    pr_event(world, "sync-4", number)
     process_inbox()
     deliver_outbox()
     statuses = [s for s in repo.statuses_for(head) if s.context == "phasegate / model-packaged"]
@@ -134,7 +104,7 @@ def test_token_without_app_posts_a_commit_status(world, github, monkeypatch):
 def test_github_outage_and_rate_limits_are_retried_not_lost(world, github):
     fake, repo, number, head = github
     fake.fail("checks/create", times=1, status=502)  # writes are retried by the outbox, later
-    _pr_event(world, "sync-5", number)
+    pr_event(world, "sync-5", number)
     process_inbox()
     first = deliver_outbox()
     assert first["retry"] == 1 and _gate_runs(repo, head) == []
@@ -158,7 +128,7 @@ def test_policy_pull_request_is_validated_with_annotations(world, github, monkey
     broken = text.replace("kind: ci_green", "kind: ci_greeen")
     pull = repo.add_pull("policy/typo", files={path: broken}, user="alice-ds")
     head = repo.branches["policy/typo"]
-    _pr_event(world, "policy-1", pull.number, kind="pull_request.opened")
+    pr_event(world, "policy-1", pull.number, kind="pull_request.opened")
     process_inbox()
     deliver_outbox()
     [run] = [r for r in repo.check_runs_for(head) if r.name == "phasegate / policy"]
@@ -173,7 +143,7 @@ def test_policy_pull_request_is_validated_with_annotations(world, github, monkey
         "",
     )
     fix = repo.push("policy/typo", {path: loosened})
-    _pr_event(world, "policy-2", pull.number)
+    pr_event(world, "policy-2", pull.number)
     process_inbox()
     deliver_outbox()
     [run] = [r for r in repo.check_runs_for(fix) if r.name == "phasegate / policy"]
