@@ -101,7 +101,9 @@ def connected(
     runtime.cache_clear()
 
 
-def pr_event(world: World, delivery: str, number: int, kind: str = "pull_request.synchronize"):
+def pr_event(
+    world: World, delivery: str, number: int, kind: str = "pull_request.synchronize"
+) -> None:
     """A pull request event on the project's repository, as the inbox holds it."""
     world.store.add_inbox_event(
         source="github",

@@ -57,6 +57,7 @@ def test_pull_request_gets_its_gate_check_updated_in_place(world, github):
     assert world.store.project("churn-model").phase == "deployment"
     assert "phase: deployment" in repo.issues[1].labels  # the tracking issue shows the phase
     assert fake.count("checks/create") == 1 and fake.count("checks/update") == 1
+    assert repo.comments(number) == []  # PR comments are off unless asked for
 
 
 def test_a_failing_check_is_explained_and_annotated(world, github):

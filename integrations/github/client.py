@@ -165,9 +165,9 @@ class GithubAccess:
                     f"the GitHub App {self.config.app_id} is not installed on {repo}: install it "
                     "on the repository (or its organisation)"
                 ) from None
+            detail = exc.data.get("message", "") if isinstance(exc.data, dict) else ""
             raise GithubUnavailable(
-                f"could not look up the GitHub App's installation on {repo}: {exc.status} "
-                f"{_message(json.dumps(exc.data)) if exc.data else ''}".rstrip()
+                f"could not look up the GitHub App's installation on {repo}: {exc.status} {detail}"
             ) from None
         except requests.RequestException as exc:
             raise GithubUnavailable(f"GitHub could not be reached for {repo}: {exc}") from None
