@@ -7,7 +7,7 @@ queues the side effects, each under a key that makes repeating it harmless.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -15,21 +15,13 @@ from gates.events import Event
 from gates.evidence import Evidence
 from gates.lifecycle import Move, advance, regress
 from gates.policy import PolicySet
-from gates.render import GITHUB_SUMMARY_LIMIT, to_markdown, to_text
+from gates.render import to_text
 from gates.result import GateResult
 from gates.store import Store
+from integrations.github import effects as github_effects
 from integrations.slack import effects as slack_effects
 
 DECISION_LOG = "decision.log"
-GITHUB_CHECK = "github.check"
-GITHUB_PHASE_LABEL = "github.phase_label"
-
-CONCLUSIONS = {
-    "passed": "success",
-    "blocked": "failure",
-    "awaiting_approval": "action_required",
-    "error": "failure",
-}
 
 
 def record(
@@ -38,12 +30,12 @@ def record(
     result: GateResult,
     phase: str,
     evidence: Evidence | None = None,
-    github: bool = False,
+    github: github_effects.Options | None = None,
     slack: bool = False,
     rerun: str | None = None,
 ) -> Move | None:
     """Keep the evaluation; when it opens the gate out of ``phase``, move the project on.
-    ``github``/``slack``: whether they are connected, so that their side effects are worth
+    ``github``/``slack``: set when they are connected, so that their side effects are worth
     queueing. ``rerun``: the delivery of a "Re-run" request this decision answers."""
     row = store.record_evaluation(
         project=result.project,
@@ -60,10 +52,14 @@ def record(
     # What to tell is queued before the move is made: a process killed in between decides
     # again from the same phase and queues the same keys (no-ops), whereas after a move made
     # first it would decide from the next phase and this decision would never be told.
-    for kind, key, payload in side_effects(policies, result, evidence, move, row.id, rerun):
-        if github or not kind.startswith("github."):
-            store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
-    for kind, key, payload in slack_effects.decision(policies, result, move) if slack else ():
+    effects = [decision_log(result, evidence, move, row.id)]
+    if github is not None:
+        effects += github_effects.decision(
+            policies, result, evidence, move, github, store.last_outbox_key, rerun
+        )
+    if slack:
+        effects += slack_effects.decision(policies, result, move)
+    for kind, key, payload in effects:
         store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
     if move is not None:
         store.transition(
@@ -77,22 +73,14 @@ def record(
     return move
 
 
-def side_effects(
-    policies: PolicySet,
-    result: GateResult,
-    evidence: Evidence | None,
-    move: Move | None,
-    evaluation_id: int | None,
-    rerun: str | None = None,
-) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """What to tell whom about a decision. Keys name what a side effect is about and what it
-    says, so the same decision queued twice (a redelivery, a retried run) is queued once.
-
-    A "Re-run" request (``rerun``: its delivery id) is part of the check's key: the person
-    who pressed it sees the check posted again even when nothing changed, once per press."""
+def decision_log(
+    result: GateResult, evidence: Evidence | None, move: Move | None, evaluation_id: int | None
+) -> tuple[str, str, dict[str, Any]]:
+    """The decision as the log keeps it. The key names what it is about and what it says, so
+    the same decision queued twice (a redelivery, a retried run) is queued once."""
     pull = evidence.github.pull_request if evidence else None
     about = f"{result.project}:{result.gate}" + (f":#{pull.number}" if pull else "")
-    yield (
+    return (
         DECISION_LOG,
         f"decision:{about}:{result.gate_digest}:{result.status}",
         {
@@ -106,52 +94,6 @@ def side_effects(
             "evaluation_id": evaluation_id,
         },
     )
-    repo = evidence.github.repo if evidence else None
-    if pull and repo and pull.head_sha and result.mode != "shadow":
-        conclusion = (
-            CONCLUSIONS[result.status]
-            if result.blocking or result.status == "passed"
-            else "neutral"
-        )
-        yield (
-            GITHUB_CHECK,
-            f"check:{repo}:{pull.head_sha}:{result.gate}:{result.gate_digest}"
-            + (f"@{rerun.replace(':', '-')}" if rerun else "")  # GateCheck splits on ':'
-            + f":{result.status}",
-            {
-                "repo": repo,
-                "head_sha": pull.head_sha,
-                "name": f"phasegate / {result.gate}",
-                "conclusion": conclusion,
-                "title": f"{result.title}: {result.summary}"[:255],
-                "summary": to_markdown(result, limit=GITHUB_SUMMARY_LIMIT),
-                "annotations": [
-                    {
-                        "path": c.location.path,
-                        "start_line": c.location.line,
-                        "end_line": c.location.line,
-                        "annotation_level": "failure" if c.outcome == "failed" else "warning",
-                        "title": c.title[:255],
-                        "message": f"expected {c.expected}; found {c.found}"
-                        + (f"\nfix: {c.hint}" if c.hint else ""),
-                    }
-                    for c in result.failing()
-                    if c.location
-                ],
-            },
-        )
-    project = policies.projects[result.project]
-    if move and project.github and project.github.tracking_issue:
-        yield (
-            GITHUB_PHASE_LABEL,
-            f"label:{result.project}:{move.to_phase}:{result.evaluated_at.isoformat()}",
-            {
-                "repo": project.github.repo,
-                "issue": project.github.tracking_issue,
-                "phase": move.to_phase,
-                "phases": [p.id for p in policies.lifecycle.phases],
-            },
-        )
 
 
 def regression(
@@ -162,8 +104,10 @@ def regression(
     events: Iterable[Event],
     now: datetime,
     slack: bool = False,
+    github: github_effects.Options | None = None,
 ) -> Move | None:
-    """The first event that sends the project back, applied and queued for the owners."""
+    """The first event that sends the project back, applied and queued for the owners (and,
+    with GitHub, the tracking issue's phase label changed back)."""
     fired = store.last_regressions(project)
     for event in events:
         move = regress(policies.lifecycle, phase, event.for_cel(), fired, now)
@@ -182,6 +126,9 @@ def regression(
             },
         )
         when = event.occurred_at.isoformat()
+        label = github_effects.phase_label(policies, project, move.to_phase, when)
+        if github is not None and label:
+            store.enqueue_outbox(idempotency_key=label[1], kind=label[0], payload=label[2])
         if slack and (notice := slack_effects.regressed(policies, project, move, when)):
             store.enqueue_outbox(idempotency_key=notice[1], kind=notice[0], payload=notice[2])
         store.transition(

@@ -13,18 +13,20 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.decisions import DECISION_LOG, GITHUB_CHECK, GITHUB_PHASE_LABEL
+from flows.decisions import DECISION_LOG
 from flows.runtime import Runtime, runtime
 from integrations.actions import DecisionLog, Handler, Permanent, RetryLater
-from integrations.github.actions import GateCheck, PhaseLabel
+from integrations.github import effects as github_effects
+from integrations.github.actions import GateCheck, PhaseLabel, PullRequestComment
 from integrations.slack.actions import handlers as slack_handlers
 
 
 def handlers(rt: Runtime) -> dict[str, Handler]:
     known: dict[str, Handler] = {DECISION_LOG: DecisionLog(Path(".phasegate") / "decisions.jsonl")}
     if rt.github is not None:
-        known[GITHUB_CHECK] = GateCheck(rt.github, rt.store.outbox_external_id)
-        known[GITHUB_PHASE_LABEL] = PhaseLabel(rt.github)
+        known[github_effects.CHECK] = GateCheck(rt.github, rt.store.outbox_external_id)
+        known[github_effects.PHASE_LABEL] = PhaseLabel(rt.github)
+        known[github_effects.PR_COMMENT] = PullRequestComment(rt.github)
     if rt.slack is not None:
         known |= slack_handlers(rt.slack, rt.store.outbox_external_id)
     return known
@@ -42,7 +44,7 @@ def deliver_outbox(limit: int = 100) -> dict[str, int]:
             try:
                 if handler is None:
                     raise Permanent(f"no handler for side effects of kind '{row.kind}'")
-                made = handler(row.idempotency_key, row.payload, row.external_id)
+                made = handler(row.idempotency_key, row.payload, row.external_id, row.attempts > 1)
             except RetryLater as exc:
                 backoff = exc.after_s if exc.after_s is not None else 2 ** min(row.attempts, 10)
                 final = row.attempts + 1 >= rt.settings.max_attempts

@@ -16,15 +16,17 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.decisions import GITHUB_CHECK
 from flows.runtime import runtime
 from gates.evidence import ProjectEvidence, assemble
 from gates.loader import load_policies
+from gates.render import GITHUB_SUMMARY_LIMIT, cut
 from gates.whatif import Change, compare
+from integrations.github import effects as github_effects
 from integrations.github.evidence import GithubSource
 from integrations.github.policies import fetch
 
-CHECK_NAME = "phasegate / policy"
+CHECK_NAME = github_effects.CHECK_PREFIX + "policy"
+FULL_LIST = "run `phasegate validate` on the pull request's policy folder"
 
 
 def _changes(proposed: Any) -> list[Change]:
@@ -54,20 +56,26 @@ def _changes(proposed: Any) -> list[Change]:
 
 
 def _summary(errors: list[str], changes: list[Change], files: int) -> tuple[str, str, str]:
+    """(conclusion, title, summary), the summary within GitHub's limit: 2,000 errors would be
+    160,000 characters, which GitHub refuses."""
     if errors:
-        lines = [f"### ❌ {len(errors)} problem(s) in the proposed policies", ""]
-        lines += [f"- `{e}`" for e in errors]
-        return "failure", f"{len(errors)} problem(s) in the proposed policies", "\n".join(lines)
-    title = f"valid; {len(changes)} project(s) would decide differently"
-    lines = [f"### ✅ The proposed policies are valid ({files} file(s))", ""]
-    if changes:
-        lines += ["| Project | Gate | Now | With this PR | What changes |", "|---|---|---|---|---|"]
-        lines += [
-            f"| {c.project} | {c.gate} | {c.before} | {c.after} | {c.detail} |" for c in changes
-        ]
+        conclusion, title = "failure", f"{len(errors)} problem(s) in the proposed policies"
+        lines = [f"### ❌ {title}", ""] + [f"- `{e}`" for e in errors]
     else:
-        lines.append("No project's next decision would change.")
-    return "success", title, "\n".join(lines)
+        conclusion = "success"
+        title = f"valid; {len(changes)} project(s) would decide differently"
+        lines = [f"### ✅ The proposed policies are valid ({files} file(s))", ""]
+        if changes:
+            lines += [
+                "| Project | Gate | Now | With this PR | What changes |",
+                "|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {c.project} | {c.gate} | {c.before} | {c.after} | {c.detail} |" for c in changes
+            ]
+        else:
+            lines.append("No project's next decision would change.")
+    return conclusion, title, cut("\n".join(lines), GITHUB_SUMMARY_LIMIT, FULL_LIST)
 
 
 @task(name="check-policy-pr", cache_policy=NO_CACHE)
@@ -107,7 +115,7 @@ def check_policy_pull_request(repo: str, number: int) -> dict[str, Any]:
     logger.info("policy PR %s#%s: %s", repo, number, title)
     rt.store.enqueue_outbox(
         idempotency_key=f"check:{repo}:{head}:policy:{sha256(summary.encode()).hexdigest()[:16]}:{conclusion}",
-        kind=GITHUB_CHECK,
+        kind=github_effects.CHECK,
         payload={
             "repo": repo,
             "head_sha": head,

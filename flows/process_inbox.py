@@ -32,6 +32,7 @@ from gates.evaluate import evaluate
 from gates.events import Event, route
 from gates.evidence import ProjectEvidence, assemble
 from gates.policy import PolicySet
+from integrations.github import effects as github_effects
 from integrations.github.client import GithubUnavailable
 from integrations.github.evidence import GithubSource
 from integrations.github.inbound import RERUN
@@ -95,6 +96,7 @@ def decide(
     gates that check such PRs; the project still moves only through its own phase's gate."""
     rt, logger = runtime(), get_run_logger()
     slack = rt.slack is not None
+    github = github_effects.Options.of(rt.settings) if rt.github is not None else None
     if errors := [c["error"] for c in collected if "error" in c]:
         raise SourceError("; ".join(errors))
     fragments = [c["fragment"] for c in collected]
@@ -103,7 +105,14 @@ def decide(
     phase = rt.store.ensure_project(project, policies.lifecycle.initial_phase, now).phase
     if pull is None:
         moved = regression(
-            rt.store, policies, project, phase, [Event(**e) for e in events], now, slack=slack
+            rt.store,
+            policies,
+            project,
+            phase,
+            [Event(**e) for e in events],
+            now,
+            slack=slack,
+            github=github,
         )
         if moved:
             logger.warning(
@@ -136,7 +145,7 @@ def decide(
             result,
             phase,
             evidence,
-            github=rt.github is not None,
+            github=github,
             slack=slack,
             rerun=next((e["subject"]["rerun"] for e in events if e["kind"] in RERUN), None),
         )

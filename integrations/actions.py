@@ -28,8 +28,12 @@ class Permanent(Exception):
 
 
 class Handler(Protocol):
+    """``retried``: an earlier attempt at this row was claimed and never finished, so what it
+    was to make may already exist (a process killed between the request and the record);
+    a handler that can look for it does so then, and only then."""
+
     def __call__(
-        self, key: str, payload: dict[str, Any], external_id: str | None
+        self, key: str, payload: dict[str, Any], external_id: str | None, retried: bool = False
     ) -> str | None: ...
 
 
@@ -54,7 +58,9 @@ class DecisionLog:
         """key -> line number, once the file has been read."""
         self._lines = 0
 
-    def __call__(self, key: str, payload: dict[str, Any], external_id: str | None) -> str | None:
+    def __call__(
+        self, key: str, payload: dict[str, Any], external_id: str | None, retried: bool = False
+    ) -> str | None:
         written = self._written if self._written is not None else self._read()
         if key in written:
             return f"{self.path.name}:{written[key]}"

@@ -30,7 +30,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from gates.store import Store
-from integrations import signatures, strict_json
+from integrations import signatures, status, strict_json
 from integrations.github import inbound as github_inbound
 from integrations.mlflow import inbound as mlflow_inbound
 from integrations.monitoring import inbound as alerts_inbound
@@ -359,6 +359,7 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
     app.add_api_route("/webhooks/monitoring/reports", reports, methods=["POST"])
     app.add_api_route("/slack/interactions", slack, methods=["POST"])
     app.add_api_route("/healthz", healthz, methods=["GET"])
+    app.include_router(status.router(store))
     return app
 
 

@@ -60,8 +60,11 @@ class Settings(BaseSettings):
     its ``policies/`` get the ``phasegate / policy`` check."""
     github_policy_path: str = "policies"
     """Folder of the policies inside that repository."""
+    github_pr_comments: bool = False
+    """Comment on a pull request when its decision for a gate changes (off: the check says it)."""
     public_url: str | None = None
-    """Where phasegate is reachable (for links from check runs and messages)."""
+    """Where phasegate is reachable (for links from check runs and messages): check runs link
+    to its status page, ``<public_url>/status/<project>#<gate>``."""
 
     heartbeat_alerts: Annotated[list[str], NoDecode] = ["Watchdog", "Heartbeat", "DeadMansSwitch"]
     """Alert names (comma-separated) that mean "monitoring is alive", not a problem."""

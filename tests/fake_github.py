@@ -1099,6 +1099,54 @@ class Shapes:
             fill(body, content="".join(lines), encoding="base64")
         return body
 
+    def file_commit(self, repo: Repo, path: str, branch: str, commit: Commit) -> dict[str, Any]:
+        """What creating or updating a file answers: the file as it now is, and the commit."""
+        template = self.example("repos/create-or-update-file-contents")
+        entry = repo.lookup(commit.sha, path)
+        assert entry is not None
+        url = f"{self.repo_api(repo)}/contents/{quote(path)}?ref={quote(branch, safe='')}"
+        git_url = f"{self.repo_api(repo)}/git/blobs/{entry.sha}"
+        html = f"{self.web}/{repo.full_name}/blob/{branch}/{path}"
+        fill(
+            template["content"],
+            name=path.rsplit("/", 1)[-1],
+            path=path,
+            sha=entry.sha,
+            size=entry.size or 0,
+            url=url,
+            git_url=git_url,
+            html_url=html,
+            download_url=f"{self.web}/{repo.full_name}/raw/{branch}/{path}",
+            type="file",
+            _links={"self": url, "git": git_url, "html": html},
+        )
+        person = {
+            "name": commit.author,
+            "email": f"{commit.author}@users.noreply.github.com",
+            "date": iso(commit.date),
+        }
+        commit_url = f"{self.repo_api(repo)}/git/commits/{commit.sha}"
+        fill(
+            template["commit"],
+            sha=commit.sha,
+            node_id=node_id("Commit", int(commit.sha[:8], 16)),
+            url=commit_url,
+            html_url=f"{self.web}/{repo.full_name}/commit/{commit.sha}",
+            author=person,
+            committer=dict(person),
+            message=commit.message,
+            tree={"url": f"{self.repo_api(repo)}/git/trees/{commit.tree}", "sha": commit.tree},
+            parents=[
+                {
+                    "url": f"{self.repo_api(repo)}/git/commits/{sha}",
+                    "html_url": f"{self.web}/{repo.full_name}/commit/{sha}",
+                    "sha": sha,
+                }
+                for sha in commit.parents
+            ],
+        )
+        return template
+
     def tree(self, repo: Repo, sha: str, recursive: bool) -> dict[str, Any]:
         template = self.example("git/get-tree")
         item = template["tree"][0]
@@ -1865,6 +1913,31 @@ class FakeGitHub:
             for child in repo.trees[entry.sha]
         ]
         return Reply(200, listing)
+
+    @operation("repos/create-or-update-file-contents", "contents=write")
+    def _put_content(self, ctx: Context) -> Reply:
+        """GitHub's rules: a new file needs no sha; replacing one needs the blob sha of the file
+        being replaced (422 without it, 409 when it is not the current one)."""
+        repo, body = ctx.repository, ctx.body
+        branch = body.get("branch") or repo.default_branch
+        if branch not in repo.branches:
+            raise HttpError(404, f"Branch {branch} not found")
+        path = ctx.params["path"].strip("/")
+        existing = repo.lookup(repo.branches[branch], path)
+        if existing is not None and existing.type == "tree":
+            raise HttpError(422, f"{path} is a directory")
+        if existing is not None and "sha" not in body:
+            raise HttpError(422, 'Invalid request.\n\n"sha" wasn\'t supplied.')
+        if existing is not None and body["sha"] != existing.sha:
+            raise HttpError(409, f"{path} does not match {body['sha']}")
+        try:
+            data = base64.b64decode(body["content"], validate=True)
+        except ValueError:
+            raise HttpError(422, "content is not valid Base64") from None
+        committer = (body.get("committer") or {}).get("name") or ctx.identity.actor
+        sha = repo.push(branch, {path: data}, message=body["message"], author=committer)
+        shown = ctx.shapes.file_commit(repo, path, branch, repo.commits[sha])
+        return Reply(200 if existing is not None else 201, shown)
 
     @operation("git/get-tree", "contents=read")
     def _get_tree(self, ctx: Context) -> Reply:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -18,6 +20,7 @@ from flows.runtime import runtime
 from gates.scenario import load_scenario
 from tests.fake_github import FakeGitHub, Repo
 from tests.paths import EXAMPLES, POLICIES
+from tests.servers import serving
 from tests.world import World
 
 REPO = "acme/churn-model"
@@ -96,6 +99,19 @@ def connect(world: World, monkeypatch: pytest.MonkeyPatch, base: str, private: s
         evaluation_id=None,
         at=datetime.now(UTC),
     )
+
+
+@contextmanager
+def connected(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[FakeGitHub, Repo, int, str]]:
+    """The seeded fake GitHub, served, phasegate configured for it as an App, and the project
+    in model development: (fake, repo, PR number, PR head sha)."""
+    fake, repo, number, head, private = seed(world)
+    with serving(fake.app) as base:
+        connect(world, monkeypatch, base, private)
+        yield fake, repo, number, head
+    runtime.cache_clear()
 
 
 def pr_event(

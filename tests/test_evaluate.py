@@ -289,9 +289,10 @@ def test_markdown_is_cut_to_githubs_limit(default_policies):
     from tests.paths import EXAMPLES
 
     result = decide(default_policies, load_scenario(EXAMPLES / "model-packaged.blocked.json"))
-    short = to_markdown(result, limit=500)
-    assert len(short) <= 500
-    assert short.endswith("run `phasegate check` for the rest)")
+    short = to_markdown(result, limit=500, full_at="https://phasegate.example/status/churn-model")
+    assert len(short.encode()) <= 500  # GitHub counts bytes; ✓ and ✗ are three each
+    assert "more line(s)" in short.splitlines()[-1]
+    assert short.endswith("All of it: https://phasegate.example/status/churn-model")
 
 
 def test_a_source_that_was_down_makes_its_checks_error_not_fail(small_dir):

@@ -135,6 +135,37 @@ def test_contents_of_a_file_and_a_directory_at_a_ref(fake, base):
     assert missing.value.data["message"] == "No commit found for the ref no-such-branch"
 
 
+def test_files_are_created_and_updated_with_githubs_sha_rules(fake, base, app_key):
+    repo = client(base).get_repo("acme/churn")
+    made = repo.create_file(".github/ISSUE_TEMPLATE/data.yml", "add data form", "name: Data\n")
+    assert made["content"].path == ".github/ISSUE_TEMPLATE/data.yml"
+    assert made["content"].sha == "2c5ffb328068e2d710137ef42b69fc80af329d67"  # git hash-object
+    state = fake.repo("acme/churn")
+    assert made["commit"].sha == state.branches["main"]
+    assert state.commits[made["commit"].sha].message == "add data form"
+    assert state.commits[state.branches["main"]].files[".github/ISSUE_TEMPLATE/data.yml"] == (
+        b"name: Data\n"
+    )
+    with pytest.raises(github.GithubException) as unsupplied:  # replacing needs the blob sha
+        repo.create_file("README.md", "overwrite", "bye\n")
+    assert unsupplied.value.status == 422
+    assert unsupplied.value.data["message"] == 'Invalid request.\n\n"sha" wasn\'t supplied.'
+    with pytest.raises(github.GithubException) as stale:
+        repo.update_file("README.md", "overwrite", "bye\n", sha="0" * 40)
+    assert stale.value.status == 409
+    current = repo.get_contents("README.md")
+    updated = repo.update_file("README.md", "say bye", "bye\n", sha=current.sha, branch="main")
+    assert updated["content"].sha != current.sha
+    assert repo.get_contents("README.md").decoded_content == b"bye\n"
+    with httpx.Client(base_url=base, headers={"authorization": f"token {PAT}"}) as http:
+        invalid = http.put("/repos/acme/churn/contents/x.txt", json={"content": "eA=="})
+    assert invalid.status_code == 422  # GitHub's schema: a message is required
+    assert invalid.json()["message"] == 'Invalid request.\n\n"message" wasn\'t supplied.'
+    with pytest.raises(github.GithubException) as refused:  # the App may only read contents
+        app_client(base, app_key).get_repo("acme/churn").create_file("y.txt", "m", "y\n")
+    assert refused.value.status == 403
+
+
 def test_git_tree_is_flat_unless_recursive(base):
     repo = client(base).get_repo("acme/churn")
     flat = repo.get_git_tree("main")

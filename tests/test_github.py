@@ -21,15 +21,14 @@ from tests.github_world import (
     REPO,
     check_run_event,
     check_suite_event,
-    connect,
+    connected,
     deliver,
+    pr_event,
     published,
     pull_request_event,
     push_event,
     review_event,
-    seed,
 )
-from tests.github_world import pr_event as _pr_event
 from tests.servers import client, serving
 
 ACTIONS_APP = 15368  # GitHub Actions, whose CI runs the fake holds
@@ -44,11 +43,8 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 @pytest.fixture
 def github(world, monkeypatch):
     """A fake GitHub holding the example project's repository, issues and a model PR."""
-    fake, repo, number, head, private = seed(world)
-    with serving(fake.app) as base:
-        connect(world, monkeypatch, base, private)
-        yield fake, repo, number, head
-    runtime.cache_clear()
+    with connected(world, monkeypatch) as seeded:
+        yield seeded
 
 
 def _gate_runs(repo, head):
@@ -90,6 +86,7 @@ def test_pull_request_gets_its_gate_check_updated_in_place(world, github):
     [run] = _gate_runs(repo, head)  # the same check run, updated
     assert run.conclusion == "action_required"
     assert fake.count("checks/create") == 1 and fake.count("checks/update") == 1
+    assert repo.comments(number) == []  # PR comments are off unless asked for
     deliver(world, "check_run", rerun, "rerun-1")  # a redelivery of that press: nothing
     process_inbox()
     deliver_outbox()
@@ -111,7 +108,7 @@ def test_a_failing_check_is_explained_and_annotated(world, github):
     _fake, repo, number, _ = github
     card = "# Model card\n\n## Model details\nGBT.\n\n## Intended use\n\n## Training data\nx\n"
     head = repo.push(BRANCH, {"docs/model_card.md": card})
-    _pr_event(world, "sync-2", number)
+    pr_event(world, "sync-2", number)
     process_inbox()
     deliver_outbox()
     [run] = _gate_runs(repo, head)
@@ -127,10 +124,10 @@ def test_a_failing_check_is_explained_and_annotated(world, github):
 
 def test_duplicate_delivery_costs_no_github_request(world, github):
     fake, _, number, _ = github
-    _pr_event(world, "sync-3", number)
+    pr_event(world, "sync-3", number)
     process_inbox()
     before = len(fake.requests)
-    _pr_event(world, "sync-3", number)  # redelivered: the inbox already has it
+    pr_event(world, "sync-3", number)  # redelivered: the inbox already has it
     process_inbox()
     assert len(fake.requests) == before
 
@@ -141,7 +138,7 @@ def test_token_without_app_posts_a_commit_status(world, github, monkeypatch):
     monkeypatch.delenv("PHASEGATE_GITHUB_APP_ID")
     monkeypatch.setenv("PHASEGATE_GITHUB_TOKEN", "ghp_test")
     runtime.cache_clear()
-    _pr_event(world, "sync-4", number)
+    pr_event(world, "sync-4", number)
     process_inbox()
     deliver_outbox()
     statuses = [s for s in repo.statuses_for(head) if s.context == "phasegate / model-packaged"]
@@ -152,7 +149,7 @@ def test_token_without_app_posts_a_commit_status(world, github, monkeypatch):
 def test_github_outage_and_rate_limits_are_retried_not_lost(world, github):
     fake, repo, number, head = github
     fake.fail("checks/create", times=1, status=502)  # writes are retried by the outbox, later
-    _pr_event(world, "sync-5", number)
+    pr_event(world, "sync-5", number)
     process_inbox()
     first = deliver_outbox()
     assert first["retry"] == 1 and _gate_runs(repo, head) == []
@@ -176,7 +173,7 @@ def test_policy_pull_request_is_validated_with_annotations(world, github, monkey
     broken = text.replace("kind: ci_green", "kind: ci_greeen")
     pull = repo.add_pull("policy/typo", files={path: broken}, user="alice-ds")
     head = repo.branches["policy/typo"]
-    _pr_event(world, "policy-1", pull.number, kind="pull_request.opened")
+    pr_event(world, "policy-1", pull.number, kind="pull_request.opened")
     process_inbox()
     deliver_outbox()
     [run] = [r for r in repo.check_runs_for(head) if r.name == "phasegate / policy"]
@@ -189,7 +186,7 @@ def test_policy_pull_request_is_validated_with_annotations(world, github, monkey
     loosened = text.replace(ML_ENGINEER_RULE, "")
     fraud = "kind: Project\nkey: fraud-model\ngithub: {repo: acme/fraud-model}\n"
     fix = repo.push("policy/typo", {path: loosened, "policies/projects/fraud.yaml": fraud})
-    _pr_event(world, "policy-2", pull.number)
+    pr_event(world, "policy-2", pull.number)
     process_inbox()
     deliver_outbox()
     [run] = [r for r in repo.check_runs_for(fix) if r.name == "phasegate / policy"]

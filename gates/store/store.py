@@ -884,6 +884,18 @@ class Store:
         with self._transaction(write=False) as session:
             return session.exec(statement).first()
 
+    def last_outbox_key(self, key_prefix: str) -> str | None:
+        """The newest side effect queued under ``key_prefix``, whatever became of it: what a
+        thing was last told (the decision a pull request's last comment announced)."""
+        statement = (
+            select(OutboxRow.idempotency_key)
+            .where(col(OutboxRow.idempotency_key).startswith(key_prefix, autoescape=True))
+            .order_by(col(OutboxRow.id).desc())
+            .limit(1)
+        )
+        with self._transaction(write=False) as session:
+            return session.exec(statement).first()
+
     def claim_outbox(
         self,
         limit: int,

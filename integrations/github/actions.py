@@ -1,25 +1,31 @@
-"""What phasegate writes to GitHub: gate checks on pull requests and the phase label.
+"""What phasegate writes to GitHub: gate checks, the phase label, decision comments.
 
 With a GitHub App a gate is a check run (``phasegate / <gate>``) whose summary is the
-engine's Markdown and whose annotations point at failing lines, updated in place when the
-gate is evaluated again. With only a token the Checks API is refused, so the same decision
-is a commit status. Rate limits and outages come back as :class:`RetryLater` with the wait
-GitHub asked for; a request GitHub will never accept is :class:`Permanent`.
+engine's Markdown and whose annotations point at failing lines. With only a token the Checks
+API is refused, so the same decision is a commit status. Rate limits and outages come back
+as :class:`RetryLater` with the wait GitHub asked for; a request GitHub will never accept is
+:class:`Permanent`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from github import GithubException
 
 from integrations.actions import Permanent, RetryLater
-from integrations.github.client import GithubAccess
+from integrations.github.client import GithubAccess, GithubUnavailable
 
 ANNOTATIONS_PER_REQUEST = 50  # GitHub's documented limit for one check-run request
+PER_PAGE = 100  # the most GitHub lists in one page (its default is 30)
+MAX_PAGES = 100
+SECONDARY_WAIT_S = 60.0  # GitHub: without Retry-After, wait at least a minute
 PHASE_LABEL_PREFIX = "phase: "
 STATUS_STATES = {
     "success": "success",
@@ -29,62 +35,131 @@ STATUS_STATES = {
 }
 
 
+class AlreadyExists(Permanent):
+    """GitHub's 422 ``already_exists``: what was to be made is there (a label)."""
+
+
+class NotFound(Permanent):
+    """GitHub's 404: no such thing (or not visible with these credentials)."""
+
+
 def send(
     access: GithubAccess,
     repo: str,
     verb: str,
     path: str,
     body: dict[str, Any] | None,
-    parameters: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+) -> Any:
+    """One write (or a read from a side effect), without in-process retries; an installation
+    token GitHub refuses (401: revoked, or expired early) is renewed once."""
+    try:
+        return _send(access, repo, verb, path, body, params)
+    except GithubException as exc:
+        if exc.status != 401 or not access.reauthenticate(repo):
+            raise refusal(verb, path, exc) from None
+    try:
+        return _send(access, repo, verb, path, body, params)
+    except GithubException as exc:
+        raise refusal(verb, path, exc) from None
+
+
+def _send(
+    access: GithubAccess,
+    repo: str,
+    verb: str,
+    path: str,
+    body: dict[str, Any] | None,
+    params: dict[str, Any] | None,
 ) -> Any:
     try:
-        _, data = access.client(repo, retry=False).requester.requestJsonAndCheck(
-            verb, path, parameters=parameters, input=body
-        )
+        requester = access.client(repo, retry=False).requester
+        _, data = requester.requestJsonAndCheck(verb, path, parameters=params, input=body)
         return data
+    except GithubUnavailable as exc:  # the App's installation could not be looked up
+        raise RetryLater(str(exc)) from None
     except requests.RequestException as exc:  # connection refused, timeouts
         raise RetryLater(f"{verb} {path}: {exc}") from None
-    except GithubException as exc:
-        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-        message = f"{verb} {path}: {exc.status} {(exc.data or {}).get('message', '') if isinstance(exc.data, dict) else ''}"
-        if exc.status in (403, 429) and (
-            headers.get("retry-after") or headers.get("x-ratelimit-remaining") == "0"
-        ):
-            raise RetryLater(message, _wait(headers)) from None
-        if exc.status >= 500:
-            raise RetryLater(message) from None
-        raise Permanent(message) from None
 
 
-def _wait(headers: dict[str, str]) -> float | None:
+def send_all(access: GithubAccess, repo: str, path: str) -> list[Any]:
+    """Every item of a list GitHub pages: by default it shows 30, so a repository's 41st
+    label would look missing."""
+    items: list[Any] = []
+    for page in range(1, MAX_PAGES + 1):
+        chunk = send(access, repo, "GET", path, None, {"per_page": PER_PAGE, "page": page}) or []
+        items += chunk
+        if len(chunk) < PER_PAGE:
+            break
+    return items
+
+
+def refusal(verb: str, path: str, exc: GithubException) -> Exception:
+    """What a refused request means for the outbox: retry later (rate limits, 5xx) or not."""
+    headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+    data = exc.data if isinstance(exc.data, dict) else {}
+    message = str(data.get("message", ""))
+    text = f"{verb} {path}: {exc.status} {message}".rstrip()
+    limited = exc.status == 429 or (
+        exc.status == 403
+        and (
+            "rate limit" in message.lower()
+            or "retry-after" in headers
+            or headers.get("x-ratelimit-remaining") == "0"
+        )
+    )
+    if limited:
+        return RetryLater(text, _wait(headers))
+    if exc.status >= 500:
+        return RetryLater(text)
+    if exc.status == 404:
+        return NotFound(text)
+    codes = {e.get("code") for e in data.get("errors", []) if isinstance(e, dict)}
+    if exc.status == 422 and codes == {"already_exists"}:
+        return AlreadyExists(text)
+    return Permanent(text)
+
+
+def _wait(headers: dict[str, str]) -> float:
+    """``Retry-After`` when GitHub says it; the reset when the primary limit is spent; else
+    the minute GitHub asks for after a secondary limit."""
     if headers.get("retry-after", "").isdigit():
         return float(headers["retry-after"])
-    if headers.get("x-ratelimit-reset", "").isdigit():
+    if (
+        headers.get("x-ratelimit-remaining") == "0"
+        and headers.get("x-ratelimit-reset", "").isdigit()
+    ):
         return max(1.0, float(headers["x-ratelimit-reset"]) - time.time())
-    return None
+    return SECONDARY_WAIT_S
+
+
+def _digest(annotations: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(annotations, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class GateCheck:
-    """Outbox handler for ``github.check``."""
+    """Outbox handler for ``github.check``.
+
+    GitHub *appends* the annotations of every update to a check run, so an update in place
+    can only ever add failure marks, never take a stale one away. The run made for a check is
+    remembered as ``<run id>@<digest of its annotations>``: while the annotations stay the
+    same the run is updated in place (without annotations); when they change, a new run of
+    the same name is made on the head commit -- GitHub shows the newest run of a name, and
+    branch protection goes by it.
+    """
 
     def __init__(self, access: GithubAccess, earlier: Callable[[str], str | None]) -> None:
         self.access = access
-        self.earlier = earlier  # key prefix -> id of the check run made for it before
+        self.earlier = earlier  # key prefix -> what was made for it before
 
-    def __call__(self, key: str, payload: dict[str, Any], external_id: str | None) -> str | None:
+    def __call__(
+        self, key: str, payload: dict[str, Any], external_id: str | None, retried: bool = False
+    ) -> str | None:
         repo, sha = payload["repo"], payload["head_sha"]
         if self.access.mode == "token":
-            state = STATUS_STATES.get(payload["conclusion"], "failure")
-            body = {
-                "state": state,
-                "context": payload["name"],
-                "description": payload["title"][:140],
-            }
-            if payload.get("details_url"):
-                body["target_url"] = payload["details_url"]
-            made = send(self.access, repo, "POST", f"/repos/{repo}/statuses/{sha}", body)
-            return f"status:{made.get('id')}"
+            return self._status(repo, sha, payload)
         annotations = payload.get("annotations", [])
+        digest = _digest(annotations)
         output = {"title": payload["title"], "summary": payload["summary"]}
         run = {
             "name": payload["name"],
@@ -94,40 +169,60 @@ class GateCheck:
         }
         if payload.get("details_url"):
             run["details_url"] = payload["details_url"]
-        run_id = (
+        made = (
             external_id
             or self.earlier(key.rsplit(":", 2)[0] + ":")
-            or self._made_unrecorded(repo, sha, payload["name"])
+            or (self._made_unrecorded(repo, sha, payload["name"], key, digest) if retried else "")
         )
-        first = {**run, "output": {**output, "annotations": annotations[:ANNOTATIONS_PER_REQUEST]}}
-        if run_id:
-            send(self.access, repo, "PATCH", f"/repos/{repo}/check-runs/{run_id}", first)
-        else:
-            run_id = str(send(self.access, repo, "POST", f"/repos/{repo}/check-runs", first)["id"])
+        run_id, _, shown = made.partition("@")
+        if run_id and shown == digest:
+            send(
+                self.access,
+                repo,
+                "PATCH",
+                f"/repos/{repo}/check-runs/{run_id}",
+                {**run, "output": output},
+            )
+            return made
+        first = {
+            **run,
+            "external_id": key,
+            "output": {**output, "annotations": annotations[:ANNOTATIONS_PER_REQUEST]},
+        }
+        run_id = str(send(self.access, repo, "POST", f"/repos/{repo}/check-runs", first)["id"])
         for start in range(ANNOTATIONS_PER_REQUEST, len(annotations), ANNOTATIONS_PER_REQUEST):
-            more = {
-                "output": {
-                    **output,
-                    "annotations": annotations[start : start + ANNOTATIONS_PER_REQUEST],
-                }
-            }
+            batch = annotations[start : start + ANNOTATIONS_PER_REQUEST]
+            more = {"output": {**output, "annotations": batch}}
             send(self.access, repo, "PATCH", f"/repos/{repo}/check-runs/{run_id}", more)
-        return run_id
+        return f"{run_id}@{digest}"
 
-    def _made_unrecorded(self, repo: str, sha: str, name: str) -> str | None:
-        """The check run an attempt that died made: GitHub created it, the process was
-        killed before the outbox recorded its id. Found on GitHub by name (one read per new
-        check run), it is updated instead of being made a second time."""
+    def _made_unrecorded(self, repo: str, sha: str, name: str, key: str, digest: str) -> str:
+        """The check run an earlier attempt at this very row made: GitHub created it and the
+        process was killed before the outbox recorded its id. It carries the row's key as its
+        ``external_id``, so it is found (one read, on a retry only) and updated instead of
+        being made a second time."""
         found = send(
             self.access,
             repo,
             "GET",
             f"/repos/{repo}/commits/{sha}/check-runs",
             None,
-            {"check_name": name, "filter": "latest", "app_id": self.access.config.app_id},
+            {"check_name": name, "filter": "all", "app_id": self.access.config.app_id},
         )
         runs = (found or {}).get("check_runs") or []
-        return str(runs[0]["id"]) if runs else None
+        mine = next((r for r in runs if r.get("external_id") == key), None)
+        return f"{mine['id']}@{digest}" if mine else ""
+
+    def _status(self, repo: str, sha: str, payload: dict[str, Any]) -> str:
+        body = {
+            "state": STATUS_STATES.get(payload["conclusion"], "failure"),
+            "context": payload["name"],
+            "description": payload["title"][:140],
+        }
+        if payload.get("details_url"):
+            body["target_url"] = payload["details_url"]
+        made = send(self.access, repo, "POST", f"/repos/{repo}/statuses/{sha}", body)
+        return f"status:{made.get('id')}"
 
 
 class PhaseLabel:
@@ -136,22 +231,45 @@ class PhaseLabel:
     def __init__(self, access: GithubAccess) -> None:
         self.access = access
 
-    def __call__(self, key: str, payload: dict[str, Any], external_id: str | None) -> str | None:
+    def __call__(
+        self, key: str, payload: dict[str, Any], external_id: str | None, retried: bool = False
+    ) -> str | None:
         repo, issue = payload["repo"], payload["issue"]
         wanted = PHASE_LABEL_PREFIX + payload["phase"]
-        current = send(self.access, repo, "GET", f"/repos/{repo}/issues/{issue}/labels", None) or []
-        for label in current:
-            name = label["name"]
+        current = [
+            label["name"]
+            for label in send_all(self.access, repo, f"/repos/{repo}/issues/{issue}/labels")
+        ]
+        for name in current:
             if name.startswith(PHASE_LABEL_PREFIX) and name != wanted:
-                send(
-                    self.access, repo, "DELETE", f"/repos/{repo}/issues/{issue}/labels/{name}", None
-                )
-        if wanted not in {label["name"] for label in current}:
-            send(
-                self.access,
-                repo,
-                "POST",
-                f"/repos/{repo}/issues/{issue}/labels",
-                {"labels": [wanted]},
-            )
+                path = f"/repos/{repo}/issues/{issue}/labels/{quote(name, safe='')}"
+                send(self.access, repo, "DELETE", path, None)
+        if wanted not in current:
+            path = f"/repos/{repo}/issues/{issue}/labels"
+            send(self.access, repo, "POST", path, {"labels": [wanted]})
         return wanted
+
+
+class PullRequestComment:
+    """Outbox handler for ``github.pr_comment``: a decision that changed, said on the PR.
+
+    The comment carries its outbox key in an HTML comment, so a retry after a crash between
+    posting and recording finds the comment instead of posting it twice.
+    """
+
+    def __init__(self, access: GithubAccess) -> None:
+        self.access = access
+
+    def __call__(
+        self, key: str, payload: dict[str, Any], external_id: str | None, retried: bool = False
+    ) -> str | None:
+        if external_id:
+            return external_id
+        repo, number = payload["repo"], payload["number"]
+        marker = f"<!-- phasegate:{key} -->"
+        path = f"/repos/{repo}/issues/{number}/comments"
+        for comment in send_all(self.access, repo, path):
+            if marker in (comment.get("body") or ""):
+                return str(comment["id"])
+        made = send(self.access, repo, "POST", path, {"body": f"{payload['body']}\n\n{marker}"})
+        return str(made["id"])

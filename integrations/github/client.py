@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import requests
 from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
+from github.GithubException import RateLimitExceededExceedsMaxWait
 
 log = logging.getLogger("phasegate.github")
 
@@ -49,25 +51,55 @@ class GithubConfig:
         return Path(value).expanduser().read_text()
 
 
-def _client(auth: Auth.Auth, api_url: str, *, retry: bool) -> Github:
-    """PyGithub waits 0.25 s before every request and 1 s before every write by default: that
+READ_WAIT_S = 10.0
+"""The longest a read waits for GitHub's rate limits; past that the evidence says GitHub was
+unavailable (the checks are ``error``) and the next ``reconcile`` evaluates again."""
+
+
+class _ShortWaits(GithubRetry):
+    """PyGithub's retry, but never sleeping longer than ``max_rate_limit_wait``.
+
+    ``GithubRetry`` caps the waits it computes itself (primary reset, secondary limit), but
+    urllib3 sleeps whatever ``Retry-After`` says: a 120 s secondary limit held a read -- and
+    the Prefect worker running it -- for 120 s.
+    """
+
+    def sleep_for_retry(self, response: Any) -> bool:
+        wait = self.get_retry_after(response)
+        if wait and self.max_rate_limit_wait is not None and wait > self.max_rate_limit_wait:
+            raise RateLimitExceededExceedsMaxWait(
+                response.status, None, dict(response.headers), wait=wait
+            )
+        return super().sleep_for_retry(response)
+
+
+def _requester_settings(*, retry: bool) -> dict[str, Any]:
+    """How every PyGithub client here talks to GitHub (the setup integration included).
+
+    PyGithub waits 0.25 s before every request and 1 s before every write by default: that
     alone would make a decision seconds late. GitHub asks integrators to avoid bursts of
     writes, so writes keep a short spacing.
 
-    Reads retry a little (5xx, short secondary limits) and give up on long waits: the
-    evidence then says GitHub was unavailable. Writes do not retry in-process at all: the
-    outbox waits for ``Retry-After`` between attempts, without holding a worker.
+    Reads retry a little (5xx, rate limits that clear within :data:`READ_WAIT_S`) and give up
+    on longer waits -- a secondary limit without ``Retry-After`` asks for at least a minute,
+    so it is never waited for here. Writes do not retry in-process at all: the outbox waits
+    for ``Retry-After`` between attempts, without holding a worker.
     """
-    policy = GithubRetry(total=3, secondary_rate_wait=5, max_rate_limit_wait=30) if retry else None
-    return Github(
-        auth=auth,
-        base_url=api_url,
-        per_page=100,
-        retry=policy,
-        timeout=15,
-        seconds_between_requests=None,
-        seconds_between_writes=0.1,
+    policy = (
+        _ShortWaits(total=3, secondary_rate_wait=60, max_rate_limit_wait=READ_WAIT_S)
+        if retry
+        else None
     )
+    return {
+        "retry": policy,
+        "timeout": 15,
+        "seconds_between_requests": None,
+        "seconds_between_writes": 0.1,
+    }
+
+
+def _client(auth: Auth.Auth, api_url: str, *, retry: bool) -> Github:
+    return Github(auth=auth, base_url=api_url, per_page=100, **_requester_settings(retry=retry))
 
 
 class GithubAccess:
@@ -82,6 +114,7 @@ class GithubAccess:
         self.config = config
         self.mode: Mode = config.mode
         self._auth: dict[str, Auth.Auth] = {}
+        self._installations: dict[str, int] = {}
         self._clients: dict[tuple[str, bool], Github] = {}
         self._lock = threading.Lock()
 
@@ -110,21 +143,48 @@ class GithubAccess:
                 del self._clients[key]
         return dropped
 
+    def reauthenticate(self, repo: str) -> bool:
+        """Forget ``repo``'s installation token after GitHub refused it (401: revoked, or
+        expired before PyGithub's clock said so); the next :meth:`client` asks for a new one.
+        False when that cannot help (a personal access token is what it is)."""
+        if self.mode != "app":
+            return False
+        with self._lock:
+            self._auth.pop(repo, None)
+            for key in [key for key in self._clients if key[0] == repo]:
+                del self._clients[key]
+        log.info("GitHub refused the installation token for %s; asking for a new one", repo)
+        return True
+
     def _connect(self, repo: str) -> Auth.Auth:
         if self.mode == "token":
             assert self.config.token
             return Auth.Token(self.config.token)
         assert self.config.app_id and self.config.private_key
         app = Auth.AppAuth(self.config.app_id, GithubConfig.load_key(self.config.private_key))
+        if repo not in self._installations:
+            self._installations[repo] = self._installation(app, repo)
+        return app.get_installation_auth(self._installations[repo])
+
+    def _installation(self, app: Auth.AppAuth, repo: str) -> int:
         owner, name = repo.split("/", 1)
+        integration = GithubIntegration(
+            auth=app, base_url=self.config.api_url, **_requester_settings(retry=True)
+        )
         try:
-            integration = GithubIntegration(auth=app, base_url=self.config.api_url)
-            installation = integration.get_repo_installation(owner, name)
+            return integration.get_repo_installation(owner, name).id
         except GithubException as exc:
+            if exc.status == 404:
+                raise GithubUnavailable(
+                    f"the GitHub App {self.config.app_id} is not installed on {repo}: install it "
+                    "on the repository (or its organisation)"
+                ) from None
+            detail = exc.data.get("message", "") if isinstance(exc.data, dict) else ""
             raise GithubUnavailable(
-                f"the GitHub App {self.config.app_id} is not installed on {repo} ({exc.status})"
+                f"could not look up the GitHub App's installation on {repo}: {exc.status} {detail}"
             ) from None
-        return app.get_installation_auth(installation.id)
+        except requests.RequestException as exc:
+            raise GithubUnavailable(f"GitHub could not be reached for {repo}: {exc}") from None
 
 
 @dataclass
@@ -148,13 +208,10 @@ class Reader:
         with self._lock:
             cached = self._etags.get(key)
         headers = {"If-None-Match": cached[0]} if cached else {}
-        requester = self.access.client(repo).requester
-        try:
-            status, response_headers, body = requester.requestJson("GET", path, params, headers)
-        except Exception as exc:  # connection errors after PyGithub's retries
-            raise GithubUnavailable(f"GET {path}: {exc}") from None
+        status, response_headers, body = self._send(repo, path, params, headers)
+        if status == 401 and self.access.reauthenticate(repo):
+            status, response_headers, body = self._send(repo, path, params, headers)
         with self._lock:
-            self.requests += 1
             if status == 304 and cached:
                 self._etags.move_to_end(key)
                 return cached[1]
@@ -173,6 +230,23 @@ class Reader:
                 while len(self._etags) > self.capacity:
                     self._etags.popitem(last=False)
         return data
+
+    def _send(
+        self, repo: str, path: str, params: dict[str, Any] | None, headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any], str]:
+        requester = self.access.client(repo).requester
+        try:
+            answer = requester.requestJson("GET", path, params, headers)
+        except RateLimitExceededExceedsMaxWait as exc:
+            raise GithubUnavailable(
+                f"GET {path}: GitHub's rate limit asks for a wait of {exc.wait or 0:.0f} s, longer "
+                f"than an evaluation waits ({READ_WAIT_S:.0f} s); the next reconcile tries again"
+            ) from None
+        except Exception as exc:  # connection errors after PyGithub's retries
+            raise GithubUnavailable(f"GET {path}: {exc}") from None
+        with self._lock:
+            self.requests += 1
+        return answer
 
     def get_all(
         self, repo: str, path: str, params: dict[str, Any] | None = None, *, key: str | None = None

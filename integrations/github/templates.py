@@ -7,11 +7,10 @@ repository's own templates; starting from these templates makes the two agree fr
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 from typing import Any
 
-from integrations.github.actions import send
+from integrations.github.actions import AlreadyExists, NotFound, send, send_all
 from integrations.github.client import GithubAccess
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "examples" / "github" / "ISSUE_TEMPLATE"
@@ -47,18 +46,21 @@ def install(access: GithubAccess, repo: str, branch: str | None = None) -> list[
             body["branch"] = branch
         send(access, repo, "PUT", f"/repos/{repo}/contents/{path}", body)
         done.append(f"{path}: {'updated' if existing else 'created'}")
-    have = {
-        label["name"] for label in send(access, repo, "GET", f"/repos/{repo}/labels", None) or []
-    }
+    have = {label["name"].lower() for label in send_all(access, repo, f"/repos/{repo}/labels")}
     for name, color in LABELS.items():
-        if name not in have:
+        if name.lower() in have:
+            continue
+        try:
             send(access, repo, "POST", f"/repos/{repo}/labels", {"name": name, "color": color})
             done.append(f"label {name}: created")
+        except AlreadyExists:  # made meanwhile, or listed before GitHub showed it
+            done.append(f"label {name}: already there")
     return done
 
 
 def _get(access: GithubAccess, repo: str, path: str, branch: str | None) -> dict[str, Any] | None:
-    status, _, body = access.client(repo).requester.requestJson(
-        "GET", path, {"ref": branch} if branch else None
-    )
-    return None if status == 404 else json.loads(body)
+    """The file at ``path`` (None when there is none yet)."""
+    try:
+        return send(access, repo, "GET", path, None, {"ref": branch} if branch else None)
+    except NotFound:
+        return None

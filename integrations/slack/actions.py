@@ -33,7 +33,9 @@ class ApprovalRequest:
         self.client = client
         self.earlier = earlier
 
-    def __call__(self, key: str, payload: dict[str, Any], external_id: str | None) -> str | None:
+    def __call__(
+        self, key: str, payload: dict[str, Any], external_id: str | None, retried: bool = False
+    ) -> str | None:
         made = external_id or self.earlier(key.rsplit(":", 1)[0] + ":")
         content = {"text": payload["text"], "blocks": payload["blocks"]}
         if made:
@@ -54,7 +56,9 @@ class Message:
         self.client = client
         self.earlier = earlier
 
-    def __call__(self, key: str, payload: dict[str, Any], external_id: str | None) -> str | None:
+    def __call__(
+        self, key: str, payload: dict[str, Any], external_id: str | None, retried: bool = False
+    ) -> str | None:
         if external_id:
             return external_id
         channel, thread = payload["channel"], None
@@ -76,7 +80,9 @@ class Ephemeral:
     def __init__(self, client: WebClient) -> None:
         self.client = client
 
-    def __call__(self, key: str, payload: dict[str, Any], external_id: str | None) -> str | None:
+    def __call__(
+        self, key: str, payload: dict[str, Any], external_id: str | None, retried: bool = False
+    ) -> str | None:
         data = call(
             self.client.chat_postEphemeral,
             channel=payload["channel"],
