@@ -136,9 +136,11 @@ class GithubAccess:
         dropped."""
         owner = account.lower()
         with self._lock:
-            dropped = sorted(r for r in self._auth if r.split("/", 1)[0].lower() == owner)
+            kept = self._auth.keys() | self._installations.keys()
+            dropped = sorted(r for r in kept if r.split("/", 1)[0].lower() == owner)
             for repo in dropped:
-                del self._auth[repo]
+                self._auth.pop(repo, None)
+                self._installations.pop(repo, None)  # the installation itself may be gone
             for key in [k for k in self._clients if k[0] in dropped]:
                 del self._clients[key]
         return dropped
