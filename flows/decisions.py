@@ -44,6 +44,7 @@ def record(
     """Keep the evaluation; when it opens the gate out of ``phase``, move the project on.
     ``github``/``slack``: whether they are connected, so that their side effects are worth
     queueing."""
+    pull = evidence.github.pull_request if evidence else None
     row = store.record_evaluation(
         project=result.project,
         gate=result.gate,
@@ -54,6 +55,7 @@ def record(
         gate_digest=result.gate_digest,
         result=result.model_dump(mode="json"),
         at=result.evaluated_at,
+        pull_request=pull.number if pull else None,
     )
     move = advance(policies.lifecycle, phase, result)
     if move is not None:
@@ -68,7 +70,8 @@ def record(
     for kind, key, payload in side_effects(policies, result, evidence, move, row.id):
         if github or not kind.startswith("github."):
             store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
-    for kind, key, payload in slack_effects.decision(policies, result, move) if slack else ():
+    notices = slack_effects.decision(store, policies, result, move, pull.number if pull else None)
+    for kind, key, payload in notices if slack else ():
         store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
     return move
 

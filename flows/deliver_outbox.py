@@ -26,7 +26,7 @@ def handlers(rt: Runtime) -> dict[str, Handler]:
         known[GITHUB_CHECK] = GateCheck(rt.github, rt.store.outbox_external_id)
         known[GITHUB_PHASE_LABEL] = PhaseLabel(rt.github)
     if rt.slack is not None:
-        known |= slack_handlers(rt.slack, rt.store.outbox_external_id)
+        known |= slack_handlers(rt.slack, rt.store)
     return known
 
 
