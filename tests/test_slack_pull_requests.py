@@ -14,6 +14,7 @@ import pytest
 
 from flows.deliver_outbox import deliver_outbox
 from flows.process_inbox import process_inbox
+from flows.reconcile import reconcile
 from flows.runtime import runtime
 from integrations.receiver import create_app
 from integrations.slack import blocks
@@ -152,8 +153,8 @@ def test_approve_by_the_right_roles_advances_the_project_and_updates_the_check(p
 
 def test_a_project_wide_evaluation_does_not_make_the_pull_request_stale(pr):
     ts = _requested(pr)
-    pr.world.event("reconcile-like")  # an event about the project, without the PR
-    pr.run()
+    reconcile()  # evaluates the project itself: the default branch, not the PR
+    assert pr.world.store.latest_evaluations("churn-model")[(GATE, None)].status == "blocked"
     assert pr.click(ALICE, ts) == 200
     pr.run()
     assert pr.ephemerals() == []
@@ -174,3 +175,19 @@ def test_reject_with_a_reason_blocks_the_gate_and_says_why_everywhere(pr):
     assert "No rollback plan yet" in run.output["summary"]
     assert "rejected by <@U01FRANK01>: No rollback plan yet" in _text(pr.slack.messages[ts])
     assert pr.world.store.project("churn-model").phase == "model-development"
+
+
+def test_who_registered_the_model_version_may_not_approve_it(pr):
+    evidence = pr.world.checkout / ".phasegate" / "evidence.json"
+    data = json.loads(evidence.read_text())
+    data["mlflow"]["version"]["user_id"] = "dave@example.com"  # dave registered it
+    evidence.write_text(json.dumps(data))
+    ts = _requested(pr)
+    assert f"waiting for <@{FRANK}>" in _text(pr.slack.messages[ts])  # dave is not asked
+    assert pr.click(DAVE, ts) == 200
+    pr.run()
+    [refusal] = pr.ephemerals()
+    assert "You (dave) are an author of the work gate `model-packaged` checks" in refusal
+    assert "registered the model version" in refusal and "Nothing was recorded" in refusal
+    assert pr.world.store.approvals("churn-model", GATE) == []
+    assert pr.check().conclusion == "action_required"
