@@ -155,6 +155,7 @@ def test_a_project_wide_evaluation_does_not_make_the_pull_request_stale(pr):
     ts = _requested(pr)
     reconcile()  # evaluates the project itself: the default branch, not the PR
     assert pr.world.store.latest_evaluations("churn-model")[(GATE, None)].status == "blocked"
+    assert not any("blocks" in m["text"] for m in pr.slack.of("chat.postMessage"))
     assert pr.click(ALICE, ts) == 200
     pr.run()
     assert pr.ephemerals() == []

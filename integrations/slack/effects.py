@@ -159,7 +159,9 @@ def decision(
             )
             for r in result.rejections
         ]
-    elif result.status == "blocked":
+    elif result.status == "blocked" and (pull_request is not None or gate.pull_requests is None):
+        # A gate checked per pull request is told about on its PRs: evaluated for the project
+        # itself (the default branch, no PR) it is blocked whenever no PR is merged yet.
         failing = "\n".join(
             f"• {blocks.escape(c.title)}: expected {blocks.escape(c.expected)}; "
             f"found {blocks.escape(c.found)}"
