@@ -37,6 +37,7 @@ def record(
     """Keep the evaluation; when it opens the gate out of ``phase``, move the project on.
     ``github``/``slack``: set when they are connected, so that their side effects are worth
     queueing. ``rerun``: the delivery of a "Re-run" request this decision answers."""
+    pull = evidence.github.pull_request if evidence else None
     row = store.record_evaluation(
         project=result.project,
         gate=result.gate,
@@ -47,6 +48,7 @@ def record(
         gate_digest=result.gate_digest,
         result=result.model_dump(mode="json"),
         at=result.evaluated_at,
+        pull_request=pull.number if pull else None,
     )
     move = advance(policies.lifecycle, phase, result)
     # What to tell is queued before the move is made: a process killed in between decides
@@ -58,7 +60,9 @@ def record(
             policies, result, evidence, move, github, store.last_outbox_key, rerun
         )
     if slack:
-        effects += slack_effects.decision(policies, result, move)
+        effects += slack_effects.decision(
+            store, policies, result, move, pull.number if pull else None
+        )
     for kind, key, payload in effects:
         store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
     if move is not None:

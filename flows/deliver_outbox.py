@@ -28,7 +28,7 @@ def handlers(rt: Runtime) -> dict[str, Handler]:
         known[github_effects.PHASE_LABEL] = PhaseLabel(rt.github)
         known[github_effects.PR_COMMENT] = PullRequestComment(rt.github)
     if rt.slack is not None:
-        known |= slack_handlers(rt.slack, rt.store.outbox_external_id)
+        known |= slack_handlers(rt.slack, rt.store)
     return known
 
 

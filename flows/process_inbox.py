@@ -212,13 +212,13 @@ def _triage(
             totals["failed"] += 1
             continue
         if row.source == "slack":
-            project, note = take(row, policies, totals)
-            if project is None:
+            unit, note = take(row, policies, totals)
+            if unit is None:
                 rt.store.finish_inbox_event(row.id, "ignored", note)
                 logger.info("inbox #%s (slack %s): %s", row.id, row.kind, note)
                 totals["ignored"] += 1
             else:
-                work[(project, None)].rows.append(row.id)
+                work[unit].rows.append(row.id)
             continue
         if row.source == "github":
             try:

@@ -5,7 +5,7 @@ It re-drives failed events (up to the attempt limit), lets ``process-inbox`` rec
 whose worker died, queues a re-evaluation of every project (evidence can change without an
 event: an approval expires, a file is pushed while the webhook was down), and delivers what
 is left in the outbox. Pending Slack approval requests are reminded, escalated and
-expired as their gate's ``reminders`` say.
+expired as their gate's ``reminders`` say, and what Slack refused for them is tried again.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def reconcile() -> dict[str, int]:
     processed = process_inbox()
     reminded = 0  # after the evaluations: a request is followed up on the latest evidence
     for kind, key, payload in follow_ups(rt.policies.current, rt.store, now) if rt.slack else ():
-        reminded += rt.store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)[1]
+        reminded += rt.store.enqueue_outbox(
+            idempotency_key=key, kind=kind, payload=payload, reopen_failed=True
+        )[1]
     delivered = deliver_outbox()
     return {
         "retried": retried,

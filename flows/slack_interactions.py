@@ -16,9 +16,12 @@ from gates.policy import PolicySet
 from integrations.slack import effects, interactions
 
 
-def take(row: Any, policies: PolicySet, totals: dict[str, int]) -> tuple[str | None, str]:
-    """Judge one stored interaction; the project to evaluate again (None when nothing was
-    recorded) and what happened, for the inbox row."""
+def take(
+    row: Any, policies: PolicySet, totals: dict[str, int]
+) -> tuple[tuple[str, int | None] | None, str]:
+    """Judge one stored interaction; what to evaluate again — the project and, for a gate
+    checked per pull request, the PR the request was about (None when nothing was recorded)
+    — and what happened, for the inbox row."""
     rt = runtime()
     try:
         decision = interactions.read(row.payload)
@@ -28,7 +31,7 @@ def take(row: Any, policies: PolicySet, totals: dict[str, int]) -> tuple[str | N
     if verdict.refusal is not None:
         if rt.slack is not None and decision.channel:
             kind, key, payload = effects.ephemeral(
-                decision.channel, decision.user, row.delivery_id, verdict.refusal
+                decision.channel, decision.user, row.delivery_id, verdict.refusal, verdict.current
             )
             rt.store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
             totals["replies"] += 1
@@ -46,4 +49,5 @@ def take(row: Any, policies: PolicySet, totals: dict[str, int]) -> tuple[str | N
         source="slack",
         at=row.received_at,
     )
-    return decision.project, "recorded" if created else "already recorded"
+    unit = (decision.project, decision.pull_request)
+    return unit, "recorded" if created else "already recorded"

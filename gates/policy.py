@@ -254,6 +254,10 @@ class Gate(Strict):
         "advance; default: the roles of its approval rules.",
     )
     reminders: Reminders | None = None
+    approval_dm: bool = Field(
+        default=False,
+        description="Also send each person asked to approve a Slack DM linking the request.",
+    )
 
     @property
     def notified_roles(self) -> list[str]:

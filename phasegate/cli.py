@@ -398,6 +398,43 @@ def events(
         typer.echo(line + (f" — {e['reason']}" if e["reason"] else ""))
 
 
+@app.command()
+def outbox(
+    status: Annotated[
+        Literal["pending", "processing", "done", "failed"] | None,
+        typer.Option(help="Only side effects with this status"),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="The latest this many, oldest first")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Side effects (check runs, Slack messages, labels) and what became of them: where a
+    message that never arrived says why (`--status failed`)."""
+    rows = _store().outbox_rows(status, limit, newest=True)
+    listed = [
+        {
+            "id": r.id,
+            "created_at": r.created_at.isoformat(),
+            "kind": r.kind,
+            "key": r.idempotency_key,
+            "status": r.status,
+            "attempts": r.attempts,
+            "error": r.last_error,
+        }
+        for r in rows
+    ]
+    if as_json:
+        typer.echo(json.dumps(listed, indent=2))
+        return
+    if not listed:
+        typer.echo(f"no {status or ''} side effects".replace("  ", " "))
+    for e in listed:
+        line = (
+            f"#{e['id']:<5} {e['created_at'][:19]}Z  {e['kind']:<16} {e['status']:<8} "
+            f"{e['attempts']} attempt(s)  {e['key']}"
+        )
+        typer.echo(line + (f"\n       error: {e['error']}" if e["error"] else ""))
+
+
 @mlflow_app.command("connect")
 def mlflow_connect(
     url: Annotated[

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from tests.servers import serving
 
 TOKEN = "xoxb-test-token"
+WORKSPACE = "https://acme-test.slack.com"
 CHANNELS = {"#churn-model": "C0CHURN01", "churn-model": "C0CHURN01", "C0CHURN01": "C0CHURN01"}
 
 
@@ -36,6 +39,8 @@ class FakeSlack:
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     """ts -> the message as last posted or updated."""
     failures: dict[str, list[tuple[int, str | None, dict[str, str]]]] = field(default_factory=dict)
+    dms: dict[str, str] = field(default_factory=dict)
+    """The direct-message channels ``conversations.open`` opened (D + the user id's tail)."""
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def fail(
@@ -55,13 +60,14 @@ class FakeSlack:
     def app(self) -> FastAPI:
         app = FastAPI()
 
-        @app.post("/api/{method}")
+        @app.api_route("/api/{method}", methods=["GET", "POST"])
         async def api(method: str, request: Request) -> Response:
             body = await request.body()
             if request.headers.get("content-type", "").startswith("application/json"):
                 args = json.loads(body or b"{}")
             else:
                 args = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+            args |= dict(request.query_params)  # GET methods (chat.getPermalink) send a query
             for name in ("blocks", "view"):
                 if isinstance(args.get(name), str):
                     args[name] = json.loads(args[name])
@@ -86,7 +92,7 @@ class FakeSlack:
         return app
 
     def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
-        channel = CHANNELS.get(str(args.get("channel")))
+        channel = CHANNELS.get(str(args.get("channel"))) or self.dms.get(str(args.get("channel")))
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral") and not channel:
             return {"ok": False, "error": "channel_not_found"}
         if method == "chat.postMessage":
@@ -100,11 +106,78 @@ class FakeSlack:
             return {"ok": True, "channel": channel, "ts": args["ts"]}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000001.{next(self._ts):06d}"}
+        if method == "chat.getPermalink":
+            if not channel:
+                return {"ok": False, "error": "channel_not_found"}
+            if args.get("message_ts") not in self.messages:
+                return {"ok": False, "error": "message_not_found"}
+            return {
+                "ok": True,
+                "channel": channel,
+                "permalink": f"{WORKSPACE}/archives/{channel}/p{args['message_ts'].replace('.', '')}",
+            }
+        if method == "conversations.open":
+            users = str(args.get("users", ""))
+            if not users.startswith("U") or "," in users:
+                return {"ok": False, "error": "user_not_found"}
+            dm = self.dms.setdefault(f"D{users[1:]}", f"D{users[1:]}")
+            return {"ok": True, "channel": {"id": dm}}
         if method == "views.open":
             if not args.get("trigger_id"):
                 return {"ok": False, "error": "invalid_trigger_id"}
             return {"ok": True, "view": {**args["view"], "id": "V0REASON01"}}
         return {"ok": False, "error": "unknown_method"}
+
+
+def click_payload(
+    user: str, message: dict[str, Any], ts: str, action_id: str, channel: str = "C0CHURN01"
+) -> dict[str, Any]:
+    """What Slack posts to the app when ``user`` clicks the button ``action_id`` of ``message``
+    (a ``block_actions`` interaction, as https://api.slack.com/reference/interaction-payloads)."""
+    [button] = [
+        e
+        for b in message["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == action_id
+    ]
+    return {
+        "type": "block_actions",
+        "user": {"id": user},
+        "trigger_id": f"trigger-{uuid.uuid4()}",
+        "response_url": f"https://hooks.slack.test/actions/{uuid.uuid4()}",
+        "channel": {"id": channel},
+        "container": {"type": "message", "message_ts": ts},
+        "message": {"ts": ts},
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "phasegate.decision",
+                "value": button["value"],
+                "type": "button",
+                "action_ts": str(time.time()),
+            }
+        ],
+    }
+
+
+def submission_payload(user: str, view: dict[str, Any], reason: str) -> dict[str, Any]:
+    """What Slack posts when ``user`` submits the modal ``view`` (as opened) with ``reason``."""
+    return {
+        "type": "view_submission",
+        "user": {"id": user},
+        "view": {
+            "id": "V0REASON01",
+            "hash": f"h-{uuid.uuid4()}",
+            "callback_id": view["callback_id"],
+            "private_metadata": view["private_metadata"],
+            "state": {
+                "values": {
+                    "reason": {"reason_input": {"type": "plain_text_input", "value": reason}}
+                }
+            },
+        },
+    }
 
 
 @contextmanager

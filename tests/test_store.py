@@ -110,7 +110,7 @@ def test_migrate_on_empty_database_matches_the_tables(new_store: Callable[[], St
             connection, opts={"compare_type": True, "version_table": ALEMBIC_VERSION_TABLE}
         )
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == "0001"
+        assert context.get_current_revision() == "0002"
     assert set(inspect(store.engine).get_table_names()) == {
         *metadata.tables,
         ALEMBIC_VERSION_TABLE,

@@ -398,9 +398,10 @@ class Store:
         gate_digest: str,
         result: Mapping[str, Any],
         at: datetime,
+        pull_request: int | None = None,
     ) -> EvaluationRow:
         """Keep a gate's result with the policy and evidence it came from, so it can be explained
-        and reproduced later."""
+        and reproduced later; ``pull_request``: the PR it was checked on, if any."""
         with self._transaction(write=True) as session:
             self._project(session, project)
             evaluation = EvaluationRow(
@@ -413,6 +414,7 @@ class Store:
                 gate_digest=gate_digest,
                 result=jsonable(result),
                 at=at,
+                pull_request=pull_request,
             )
             session.add(evaluation)
             session.flush()
@@ -435,12 +437,22 @@ class Store:
 
     def last_evaluations(self, project: str) -> dict[str, EvaluationRow]:
         """The latest evaluation of each gate of a project: the project's current standing."""
+        return {row.gate: row for row in self._latest(project, col(EvaluationRow.gate))}
+
+    def latest_evaluations(self, project: str) -> dict[tuple[str, int | None], EvaluationRow]:
+        """The latest evaluation of each gate of a project per pull request it was checked on
+        (None: the project itself): what an approval request on a PR is compared with, so
+        that evaluating the project does not make the PR's request look out of date."""
+        rows = self._latest(project, col(EvaluationRow.gate), col(EvaluationRow.pull_request))
+        return {(row.gate, row.pull_request): row for row in rows}
+
+    def _latest(self, project: str, *partition: Any) -> list[EvaluationRow]:
         ranked = (
             select(
                 col(EvaluationRow.id).label("id"),
                 func.row_number()
                 .over(
-                    partition_by=col(EvaluationRow.gate),
+                    partition_by=partition,
                     order_by=(col(EvaluationRow.at).desc(), col(EvaluationRow.id).desc()),
                 )
                 .label("rank"),
@@ -454,7 +466,7 @@ class Store:
             .where(ranked.c.rank == 1)
         )
         with self._transaction(write=False) as session:
-            return {row.gate: row for row in session.exec(statement)}
+            return list(session.exec(statement))
 
     def evaluations(
         self, project: str, gate: str | None = None, limit: int = 100
@@ -835,14 +847,34 @@ class Store:
     # -- outbox -----------------------------------------------------------------------------
 
     def enqueue_outbox(
-        self, *, idempotency_key: str, kind: str, payload: Mapping[str, Any]
+        self,
+        *,
+        idempotency_key: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        reopen_failed: bool = False,
     ) -> tuple[OutboxRow, bool]:
         """Queue a side effect once per idempotency key; a retried flow gets the queued row (and
-        False) back instead of queueing the effect again."""
+        False) back instead of queueing the effect again.
+
+        ``reopen_failed``: a row of this key that failed for good is handed back for another
+        attempt (True): the caller knows the effect is still wanted and the cause may be gone
+        (the Slack bot was invited to the channel, Slack is back after an outage)."""
 
         def find(session: Session) -> OutboxRow | None:
-            statement = select(OutboxRow).where(OutboxRow.idempotency_key == idempotency_key)
+            statement = (
+                select(OutboxRow)
+                .where(OutboxRow.idempotency_key == idempotency_key)
+                .with_for_update()
+            )
             return session.exec(statement).first()
+
+        def reopen(session: Session, row: OutboxRow) -> bool:
+            if not reopen_failed or row.status != "failed":
+                return False
+            row.status = "pending"
+            row.not_before = None
+            return True
 
         def create(session: Session) -> OutboxRow:
             row = OutboxRow(
@@ -855,19 +887,38 @@ class Store:
             session.flush()
             return row
 
-        return self._create_once(find, create)
+        return self._create_once(find, create, reopen)
 
     def pending_outbox(self, limit: int = 100) -> list[OutboxRow]:
         """Side effects still to perform, oldest first, including retries still waiting for their
         ``not_before``: a listing, not a claim (see :meth:`claim_outbox`)."""
+        return self.outbox_rows("pending", limit)
+
+    def outbox_rows(
+        self, status: str | None = None, limit: int = 100, *, newest: bool = False
+    ) -> list[OutboxRow]:
+        """Side effects, oldest first, optionally only those with one status; ``newest`` keeps
+        the latest ``limit`` (still listed oldest first), as an operator looking for what
+        failed wants."""
+        statement = select(OutboxRow)
+        if status is not None:
+            statement = statement.where(OutboxRow.status == status)
+        order = col(OutboxRow.id).desc() if newest else col(OutboxRow.id)
+        with self._transaction(write=False) as session:
+            rows = list(session.exec(statement.order_by(order).limit(limit)))
+        return rows[::-1] if newest else rows
+
+    def latest_outbox(self, key_prefix: str) -> OutboxRow | None:
+        """The side effect queued last among those whose keys share a prefix (the states of
+        one Slack message): what that object should show now, whichever row is performed."""
         statement = (
             select(OutboxRow)
-            .where(OutboxRow.status == "pending")
-            .order_by(col(OutboxRow.id))
-            .limit(limit)
+            .where(col(OutboxRow.idempotency_key).startswith(key_prefix, autoescape=True))
+            .order_by(col(OutboxRow.id).desc())
+            .limit(1)
         )
         with self._transaction(write=False) as session:
-            return list(session.exec(statement))
+            return session.exec(statement).first()
 
     def outbox_external_id(self, key_prefix: str) -> str | None:
         """What an earlier, performed side effect made (a check run id...) for the same thing:

@@ -115,6 +115,9 @@ class EvaluationRow(StoreTable, table=True):
     gate_digest: str
     result: dict[str, Any] = _json()
     at: datetime = _at()
+    pull_request: int | None = None
+    """The pull request the gate was checked on (None: the project itself). A PR's
+    evaluations are a standing of their own: a project-wide one does not replace them."""
 
 
 class TransitionRow(StoreTable, table=True):

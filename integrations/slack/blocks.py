@@ -3,7 +3,8 @@
 Built with ``slack_sdk.models.blocks``, which knows Block Kit's shapes; texts are cut to
 Slack's limits here (3,000 characters a section, 75 a button label) so a long explanation
 never makes Slack refuse the whole message. The buttons carry what the click is about
-(project, gate, gate digest) so the decision is bound to the evidence the person was shown.
+(project, gate, gate digest, and the pull request when the gate is checked on one) so the
+decision is bound to the evidence the person was shown and is re-evaluated on that PR.
 """
 
 from __future__ import annotations
@@ -55,11 +56,19 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def button_value(result: GateResult) -> str:
-    return json.dumps(
-        {"project": result.project, "gate": result.gate, "digest": result.gate_digest},
-        separators=(",", ":"),
-    )
+def button_value(result: GateResult, pull_request: int | None = None) -> str:
+    about: dict[str, Any] = {
+        "project": result.project,
+        "gate": result.gate,
+        "digest": result.gate_digest,
+    }
+    if pull_request is not None:
+        about["pull_request"] = pull_request
+    return json.dumps(about, separators=(",", ":"))
+
+
+def _scope(pull_request: int | None) -> str:
+    return f" · PR #{pull_request}" if pull_request is not None else ""
 
 
 def mention(person: str, slack_ids: Mapping[str, str]) -> str:
@@ -93,13 +102,16 @@ def _approval_lines(result: GateResult, slack_ids: Mapping[str, str]) -> list[st
     return lines
 
 
-def request_text(result: GateResult) -> str:
+def request_text(result: GateResult, pull_request: int | None = None) -> str:
     """The notification text (and the fallback for clients that cannot show blocks)."""
-    return f"{result.title} · {result.project}: {result.summary}"
+    return f"{result.title} · {result.project}{_scope(pull_request)}: {result.summary}"
 
 
 def approval_request(
-    result: GateResult, slack_ids: Mapping[str, str], state: State = "open"
+    result: GateResult,
+    slack_ids: Mapping[str, str],
+    state: State = "open",
+    pull_request: int | None = None,
 ) -> list[dict[str, Any]]:
     """The request message: what is gated, the evidence, who is asked, and the buttons while
     the request is open and still needs someone."""
@@ -113,7 +125,8 @@ def approval_request(
         SectionBlock(
             text=MarkdownTextObject(
                 text=_cut(
-                    f"*Project* `{result.project}` · *gate* `{result.gate}`\n{result.summary}"
+                    f"*Project* `{result.project}` · *gate* `{result.gate}`"
+                    f"{_scope(pull_request)}\n{result.summary}"
                 )
             )
         ),
@@ -125,7 +138,7 @@ def approval_request(
         ),
     ]
     if state == "open" and result.status == "awaiting_approval":
-        value = button_value(result)
+        value = button_value(result, pull_request)
         blocks.append(
             ActionsBlock(
                 block_id="phasegate.decision",
@@ -175,7 +188,8 @@ def reason_dialog(value: str, channel: str | None, message_ts: str | None) -> di
             SectionBlock(
                 text=MarkdownTextObject(
                     text=_cut(
-                        f"Reject gate `{about['gate']}` of project `{about['project']}`. "
+                        f"Reject gate `{about['gate']}` of project `{about['project']}`"
+                        f"{_scope(about.get('pull_request'))}. "
                         "The reason is shown with the decision everywhere."
                     )
                 )

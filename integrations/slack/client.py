@@ -29,7 +29,7 @@ FIXES = {
     "channel_not_found": "the channel does not exist or the bot cannot see it: check "
     "`slack.channel` of the project and invite the phasegate bot (/invite @phasegate)",
     "not_in_channel": "the phasegate bot is not a member of the channel: invite it "
-    "(/invite @phasegate) and the message will be sent on the next retry",
+    "(/invite @phasegate); reconcile sends a still-open request again on its next run",
     "is_archived": "the channel is archived: set another `slack.channel` for the project",
     "invalid_auth": "PHASEGATE_SLACK_BOT_TOKEN is not valid",
     "not_authed": "PHASEGATE_SLACK_BOT_TOKEN is not set",

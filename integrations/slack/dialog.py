@@ -40,3 +40,19 @@ class ReasonDialog:
             call(self.client.views_open, trigger_id=payload.get("trigger_id"), view=view)
         except (RetryLater, Permanent, ValueError, KeyError) as exc:
             log.warning("could not open the reject dialog: %s", exc)
+            self._tell(payload, channel, exc)
+
+    def _tell(self, payload: dict[str, Any], channel: str | None, exc: Exception) -> None:
+        """The person clicked and saw nothing: say so, only to them, and what to do."""
+        user = (payload.get("user") or {}).get("id")
+        if not channel or not user:
+            return
+        text = (
+            f"phasegate could not open the dialog for your rejection's reason ({exc}). "
+            "Nothing was recorded: click Reject again (the dialog must open within 3 seconds "
+            "of the click)."
+        )
+        try:
+            call(self.client.chat_postEphemeral, channel=channel, user=user, text=text)
+        except (RetryLater, Permanent) as failed:
+            log.warning("could not tell %s that the dialog did not open: %s", user, failed)

@@ -7,6 +7,7 @@ project named in the action's value.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -33,14 +34,20 @@ def parse(body: bytes) -> dict[str, Any]:
 
 
 def delivery_id(payload: dict[str, Any]) -> str:
-    """A click is identified by its action timestamp; a submission by its view and its hash."""
+    """A click is identified by its action timestamp; a submission by its view and its hash.
+    A payload with none of them (another interaction type) by a hash of its content, so a
+    redelivery is still one event and a different payload is never taken for a duplicate."""
     actions = payload.get("actions") or [{}]
     if not isinstance(actions, list):
         raise ValueError(f"'actions' must be a list, found {json.dumps(actions)[:80]}")
     first = actions[0] if isinstance(actions[0], dict) else {}
     view = payload.get("view") if isinstance(payload.get("view"), dict) else {}
     parts = [first.get("action_ts"), view.get("id"), view.get("hash"), payload.get("trigger_id")]
-    return "slack-" + "-".join(str(p) for p in parts if p)
+    named = "-".join(str(p) for p in parts if p)
+    if not named:
+        content = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        named = "sha256-" + hashlib.sha256(content.encode()).hexdigest()
+    return "slack-" + named
 
 
 def normalise(payload: dict[str, Any], received_at: datetime) -> list[Event]:

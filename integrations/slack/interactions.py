@@ -4,8 +4,10 @@ A stored interaction (already verified by the receiver) becomes a :class:`Decisi
 approval from the Approve button, a rejection from the reason dialog — and :func:`judge`
 decides whether it is recorded: the Slack user must be a known person holding a role the
 gate's approval rules name, not the author when the gate forbids it, the request must not
-have expired, and the evidence must still be the one the message showed. Every refusal says
-what was expected, what was found, and what to do; nothing is recorded then.
+have expired, and the evidence must still be the one the message showed — compared with
+the latest evaluation of the same scope: the project, or the pull request the request is
+about. Every refusal says what was expected, what was found, and what to do; nothing is
+recorded then.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from gates.policy import Gate, PolicySet
+from gates.policy import PolicySet
 from gates.result import GateResult
 from gates.store import Store
-from integrations.slack import blocks
-from integrations.slack.effects import request_prefix
+from integrations.slack import blocks, requests
 
 
 class NotOurs(ValueError):
@@ -37,6 +38,8 @@ class Decision:
     channel: str | None
     message_ts: str | None
     reason: str | None = None
+    pull_request: int | None = None
+    """The pull request the request is about (a gate checked per PR), else None."""
 
 
 def _about(text: str | None) -> dict[str, Any]:
@@ -48,6 +51,9 @@ def _about(text: str | None) -> dict[str, Any]:
         isinstance(about.get(k), str) for k in ("project", "gate", "digest")
     ):
         raise NotOurs("its value does not name a project, gate and digest")
+    pull = about.get("pull_request")
+    if pull is not None and (not isinstance(pull, int) or isinstance(pull, bool)):
+        raise NotOurs("its pull request is not a number")
     return about
 
 
@@ -74,6 +80,7 @@ def read(payload: dict[str, Any]) -> Decision:
             project=about["project"],
             gate=about["gate"],
             digest=about["digest"],
+            pull_request=about.get("pull_request"),
             channel=(payload.get("channel") or {}).get("id"),
             message_ts=(payload.get("container") or {}).get("message_ts")
             or (payload.get("message") or {}).get("ts"),
@@ -94,6 +101,7 @@ def read(payload: dict[str, Any]) -> Decision:
             project=about["project"],
             gate=about["gate"],
             digest=about["digest"],
+            pull_request=about.get("pull_request"),
             channel=about.get("channel"),
             message_ts=about.get("ts"),
             reason=(reason or "").strip() or None,
@@ -106,26 +114,8 @@ class Verdict:
     person: str | None
     refusal: str | None = None
     """Why nothing is recorded, in words for the person who clicked; None: record it."""
-
-
-def request_opened(store: Store, project: str, gate: str, digest: str) -> datetime | None:
-    """When approvals were first asked for on this evidence: the request's age counts from
-    the first evaluation that awaited approval with this gate digest."""
-    return store.first_evaluated(project, gate, digest, "awaiting_approval")
-
-
-def expiry(gate: Gate, opened: datetime | None) -> datetime | None:
-    if opened is None or gate.reminders is None or gate.reminders.expire_after is None:
-        return None
-    return opened + gate.reminders.expire_after
-
-
-def permalink(external_id: str | None) -> str | None:
-    """Slack's archive link of a message from its ``channel:ts``."""
-    if not external_id:
-        return None
-    channel, _, ts = external_id.partition(":")
-    return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
+    current: str | None = None
+    """``channel:ts`` of the request to decide on instead (a stale click), to link to."""
 
 
 def judge(decision: Decision, policies: PolicySet, store: Store, now: datetime) -> Verdict:
@@ -148,19 +138,26 @@ def judge(decision: Decision, policies: PolicySet, store: Store, now: datetime) 
     needed = list(dict.fromkeys(r for rule in gate.approvals for r in rule.roles))
     held = policies.roles_of(decision.project, person.id)
     if not held.intersection(needed):
+        chaser = sorted(held.intersection(gate.reminders.escalate_to if gate.reminders else []))
         return Verdict(
             person.id,
             f"You ({person.id}) may not decide gate `{gate.id}` of `{decision.project}`: it "
             f"needs the role {' or '.join(needed) or '(none: the gate asks for no approval)'}; "
             f"you hold {', '.join(sorted(held)) or 'no role'} in this project. "
-            "Nothing was recorded.",
+            + (
+                f"An escalation asks the {' and '.join(chaser)} to follow up with the "
+                "approvers; it does not let them decide. "
+                if chaser
+                else ""
+            )
+            + "Nothing was recorded.",
         )
-    latest = store.last_evaluations(decision.project).get(decision.gate)
+    latest = requests.latest(store, decision.project, gate.id, decision.pull_request)
     if latest is None or latest.gate_digest != decision.digest:
-        newer = (
-            permalink(
-                store.outbox_external_id(
-                    request_prefix(decision.project, gate.id, latest.gate_digest)
+        current = (
+            store.outbox_external_id(
+                requests.prefix(
+                    decision.project, gate.id, latest.gate_digest, decision.pull_request
                 )
             )
             if latest
@@ -171,14 +168,13 @@ def judge(decision: Decision, policies: PolicySet, store: Store, now: datetime) 
             person.id,
             f"The evidence changed since this request was posted (it showed "
             f"{decision.digest[:12]}, {now_on}), so a decision on it would not count. "
-            + (
-                f"Decide on the current request: {newer}"
-                if newer
-                else "A new request follows when the gate awaits approval again."
-            )
-            + " Nothing was recorded.",
+            + ("" if current else "A new request follows when the gate awaits approval again. ")
+            + "Nothing was recorded.",
+            current=current,
         )
-    until = expiry(gate, request_opened(store, decision.project, gate.id, decision.digest))
+    until = requests.expiry(
+        gate, requests.opened(store, decision.project, gate.id, decision.digest)
+    )
     if until is not None and now >= until:
         return Verdict(
             person.id,
@@ -191,9 +187,10 @@ def judge(decision: Decision, policies: PolicySet, store: Store, now: datetime) 
     if not any(person.id in r.approvers or person.id in r.candidates for r in mine):
         return Verdict(
             person.id,
-            f"You ({person.id}) are the author of the work gate `{gate.id}` checks, and the "
-            "gate does not let its author decide it. Ask another holder of "
-            f"{' or '.join(needed)}. Nothing was recorded.",
+            f"You ({person.id}) are an author of the work gate `{gate.id}` checks (you opened "
+            "its issue or pull request, or registered the model version), and the gate does "
+            f"not let its authors decide it. Ask another holder of {' or '.join(needed)}. "
+            "Nothing was recorded.",
         )
     if decision.action == "reject" and not decision.reason:
         return Verdict(person.id, "A rejection needs a reason. Nothing was recorded.")
