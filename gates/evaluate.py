@@ -105,7 +105,16 @@ class _Evaluator:
 
     def _body(self, node: Check, base: dict[str, Any]) -> CheckResult:
         if node.kind is not None:
-            finding = KINDS[node.kind].run(node.params, self.evidence)
+            try:
+                finding = KINDS[node.kind].run(node.params, self.evidence)
+            except Exception as exc:  # a bug meeting odd evidence: an error, never a crash or a pass
+                return CheckResult(
+                    **base,
+                    outcome="error",
+                    expected=KINDS[node.kind].summary,
+                    found=f"check kind {node.kind} failed: {type(exc).__name__}: "
+                    + " ".join(str(exc).split()),
+                )
             location = (
                 FileLine(path=finding.location.path, line=finding.location.line)
                 if finding.location

@@ -85,6 +85,16 @@ class TestFiles:
         assert not finding.ok and finding.location.path == "conf/b.json"
         assert run("file_exists", {"paths": ["conf/*.yaml"]}, **ev).found == "missing: conf/*.yaml"
 
+    @pytest.mark.parametrize(("char", "code"), [("\x00", "U+0000"), ("\x1b", "U+001B")])
+    def test_a_control_character_in_yaml_is_a_finding_not_a_crash(self, char, code):
+        ev = {"files": files(**{"conf/a.yaml": f"a: 1\nb: x{char}y\n"})}
+        finding = run("file_exists", {"paths": ["conf/a.yaml"], "parses": "yaml"}, **ev)
+        assert not finding.ok
+        assert finding.found.startswith(
+            f"conf/a.yaml line 2: invalid YAML: control character {code} is not allowed in YAML"
+        )
+        assert (finding.location.path, finding.location.line) == ("conf/a.yaml", 2)
+
     def test_star_does_not_cross_folders_but_double_star_does(self):
         ev = {"files": files(**{"tests/data/deep/test_x.py": ""})}
         assert not run("file_exists", {"paths": ["tests/*.py"]}, **ev).ok
@@ -167,6 +177,22 @@ class TestValidationReport:
         assert run(
             "validation_report", {"path": "r.json"}, files=files(**{"r.json": json.dumps(report)})
         ).ok
+
+    @pytest.mark.parametrize(
+        "report",
+        [
+            {"success": False, "run_results": [1], "results": ["x", {"success": False}]},
+            {"success": False, "run_results": {"r": "x"}, "results": {"a": 1}},
+            {"success": False, "results": [{"expectation_config": ["odd"]}]},
+            {"tests": ["x", {"name": "Rows", "status": "FAIL"}]},
+        ],
+    )
+    def test_an_oddly_shaped_report_fails_with_reason(self, report):
+        finding = run(
+            "validation_report", {"path": "r.json"}, files=files(**{"r.json": json.dumps(report)})
+        )
+        assert not finding.ok and finding.found.startswith("r.json: ")
+        assert "failed" in finding.found
 
     def test_unknown_format_fails_with_reason(self):
         finding = run("validation_report", {"path": "r.json"}, files=files(**{"r.json": "[1, 2]"}))

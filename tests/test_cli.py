@@ -227,3 +227,18 @@ def test_events_lists_what_arrived_and_why_it_was_ignored(tmp_path):
     assert [(e["delivery_id"], e["reason"]) for e in ignored] == [
         ("d2", "repository acme/x belongs to no project")
     ]
+
+
+def test_a_control_character_in_a_repository_file_never_crashes_check(tmp_path):
+    scenario = json.loads((EXAMPLES / "monitoring-attached.passed.json").read_text())
+    config = scenario["evidence"]["files"]["monitoring/config.yaml"]
+    config["content"] = config["content"].replace("owner:", "owner:\x00", 1)
+    path = tmp_path / "nul.json"
+    path.write_text(json.dumps(scenario))
+    done = phasegate("check", "churn-model", "-e", str(path), "--format", "json", cwd=tmp_path)
+    assert "Traceback" not in done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] in ("error", "blocked") and done.returncode in (1, 4)
+    check = next(c for c in result["checks"] if c["id"] == "monitoring-config")
+    assert check["outcome"] in ("error", "failed")
+    assert "U+0000" in check["found"] or "#x0000" in check["found"]

@@ -306,3 +306,21 @@ def test_a_source_that_was_down_makes_its_checks_error_not_fail(small_dir):
     )
     assert outcomes["card"] == "failed"  # files were readable: an honest failure
     assert result.status == "error"
+
+
+def test_a_check_kind_that_raises_is_an_error_never_a_crash_or_a_pass(small_dir, monkeypatch):
+    from gates.checks import KINDS, CheckKind
+    from gates.checks.base import Params
+
+    def buggy(params: Params, ev: Evidence):
+        return ev.files["docs/missing.md"]  # a kind with a bug meeting evidence it did not expect
+
+    monkeypatch.setitem(
+        KINDS, "buggy", CheckKind("buggy", "a kind with a bug", Params, buggy, lambda p: [])
+    )
+    policies = policies_with(small_dir, "  - id: fragile\n    kind: buggy\n    hint: Tell us.\n")
+    result = run(policies, evidence())
+    check = result.checks[0]
+    assert (result.status, check.outcome) == ("error", "error")
+    assert check.found == "check kind buggy failed: KeyError: 'docs/missing.md'"
+    assert check.hint == "Tell us."

@@ -13,9 +13,10 @@ from functools import lru_cache
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import YAMLError
 
 from gates.evidence import Evidence, File
+from gates.yaml_problem import describe
 
 # What people leave in a section they have not written: GitHub issue forms put
 # "_No response_" in an empty optional field.
@@ -140,7 +141,6 @@ def _parse(content: str, is_json: bool) -> Parsed:
             return Parsed(error=f"invalid JSON: {exc.msg}", line=exc.lineno)
     try:
         return Parsed(YAML(typ="safe", pure=True).load(io.StringIO(content)))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        return Parsed(error=f"invalid YAML: {exc.problem or exc.context}", line=line)
+    except YAMLError as exc:  # also a ReaderError: a control character in the file
+        problem = describe(exc, content)
+        return Parsed(error=f"invalid YAML: {problem.message}", line=problem.line)
