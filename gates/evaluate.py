@@ -107,7 +107,7 @@ class _Evaluator:
         if node.kind is not None:
             try:
                 finding = KINDS[node.kind].run(node.params, self.evidence)
-            except Exception as exc:  # a bug meeting odd evidence: an error, never a crash or a pass
+            except Exception as exc:  # a kind's bug meeting odd evidence: never a crash or a pass
                 return CheckResult(
                     **base,
                     outcome="error",
