@@ -51,6 +51,12 @@ def compile_expression(text: str, env: str = "evidence") -> cel.Expression:
         raise CelCompileError(message.strip(), line, column) from None
 
 
+def result_type(compiled: cel.Expression) -> str:
+    """What a compiled expression gives, as CEL names it in lower case (``bool``, ``int``,
+    ``list<int>``); ``dyn`` when it depends on the (dynamic) evidence."""
+    return str(compiled.return_type()).lower()
+
+
 def bind(data: dict[str, Any], env: str = "evidence") -> cel.Activation:
     """Variables bound once for many expressions: far cheaper than passing the data to each."""
     return _ENVS[env].Activation(data)
