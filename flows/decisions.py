@@ -7,6 +7,7 @@ queues the side effects, each under a key that makes repeating it harmless.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,8 @@ from gates.render import GITHUB_SUMMARY_LIMIT, to_markdown, to_text
 from gates.result import GateResult
 from gates.store import Store
 from integrations.slack import effects as slack_effects
+
+log = logging.getLogger("phasegate.decisions")
 
 DECISION_LOG = "decision.log"
 GITHUB_CHECK = "github.check"
@@ -56,21 +59,38 @@ def record(
         at=result.evaluated_at,
     )
     move = advance(policies.lifecycle, phase, result)
-    if move is not None:
-        store.transition(
+    if (
+        move is not None
+        and store.transition(
             project=result.project,
             to_phase=move.to_phase,
             kind=move.kind,
             reason=move.reason,
             evaluation_id=row.id,
             at=result.evaluated_at,
+            expected_phase=phase,
         )
+        is None
+    ):
+        _stale(result.project, move)
+        move = None
     for kind, key, payload in side_effects(policies, result, evidence, move, row.id):
         if github or not kind.startswith("github."):
             store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
     for kind, key, payload in slack_effects.decision(policies, result, move) if slack else ():
         store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
     return move
+
+
+def _stale(project: str, move: Move) -> None:
+    log.warning(
+        "%s: not moved %s → %s (%s): the project left %s before this decision was recorded",
+        project,
+        move.from_phase,
+        move.to_phase,
+        move.reason,
+        move.from_phase,
+    )
 
 
 def side_effects(
@@ -159,7 +179,7 @@ def regression(
         move = regress(policies.lifecycle, phase, event.for_cel(), fired, now)
         if move is None:
             continue
-        store.transition(
+        applied = store.transition(
             project=project,
             to_phase=move.to_phase,
             kind="regress",
@@ -167,7 +187,11 @@ def regression(
             evaluation_id=None,
             at=now,
             rule=move.rule,
+            expected_phase=phase,
         )
+        if applied is None:
+            _stale(project, move)
+            return None
         store.enqueue_outbox(
             idempotency_key=f"regression:{project}:{move.rule}:{event.occurred_at.isoformat()}",
             kind=DECISION_LOG,

@@ -294,16 +294,23 @@ class Store:
         evaluation_id: int | None,
         at: datetime,
         rule: str | None = None,
-    ) -> TransitionRow:
+        expected_phase: str | None = None,
+    ) -> TransitionRow | None:
         """Move a project to another phase; a regression names the ``rule`` that caused it.
 
         The phase, the history row and the audit row commit together, and the project row is
-        locked meanwhile: two flows deciding at once cannot both record a move from the same phase.
+        locked meanwhile. ``expected_phase`` makes the move a compare-and-set: it is the phase
+        the caller decided from, and if the project is no longer there (another flow moved it,
+        a stale decision was replayed) nothing is written and None is returned, so two flows
+        deciding at once cannot both move it, and an old decision cannot move it backwards
+        under the name "advance". Without it the move is unconditional (an administrative one).
         """
         if rule is not None and kind != "regress":
             raise ValueError(f"only a regression has a rule; a {kind} transition got {rule!r}")
         with self._transaction(write=True) as session:
             row = self._project(session, project, lock=True)
+            if expected_phase is not None and row.phase != expected_phase:
+                return None
             return self._move(
                 session,
                 row,
