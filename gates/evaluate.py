@@ -26,6 +26,7 @@ from gates.result import (
     RuleResult,
     WaiverNote,
 )
+from gates.waivers import valid_waivers
 
 
 def _show(value: Any, limit: int = 80) -> str:
@@ -190,43 +191,6 @@ def _combine(node: Check, outcomes: list[Outcome]) -> Outcome:
     return "error" if "error" in counted else "failed"
 
 
-def _valid_waivers(
-    gate: Gate, project: str, waivers: list[Waiver], now: datetime, policies: PolicySet
-) -> tuple[dict[str, WaiverNote], list[Ignored]]:
-    granted: dict[str, WaiverNote] = {}
-    ignored: list[Ignored] = []
-    for waiver in waivers:
-        person = policies.person(waiver.person)
-        roles = policies.roles_of(project, person.id) if person else set()
-        rules = [r for r in gate.waivers if r.covers(waiver.check) and roles.intersection(r.roles)]
-        if person is None:
-            why = f"unknown person '{waiver.person}'"
-        elif waiver.check not in gate.check_ids:
-            why = f"gate {gate.id} has no check '{waiver.check}'"
-        elif not rules:
-            allowed = sorted(
-                {r for rule in gate.waivers if rule.covers(waiver.check) for r in rule.roles}
-            )
-            why = (
-                f"may not waive '{waiver.check}' (needs role {' or '.join(allowed)})"
-                if allowed
-                else f"gate {gate.id} allows no waiver of '{waiver.check}'"
-            )
-        elif not waiver.reason.strip():
-            why = "a waiver needs a reason"
-        elif not waiver.at <= now < waiver.expires_at:
-            why = f"waiver of '{waiver.check}' expired {waiver.expires_at:%Y-%m-%d %H:%M}Z"
-        elif all(waiver.expires_at - waiver.at > r.max_duration for r in rules):
-            why = f"waiver of '{waiver.check}' lasts longer than the policy allows"
-        else:
-            granted[waiver.check] = WaiverNote(
-                person=person.id, reason=waiver.reason, expires_at=waiver.expires_at
-            )
-            continue
-        ignored.append(Ignored(person=waiver.person, reason=why))
-    return granted, ignored
-
-
 def _disqualified(
     rule: ApprovalRule,
     person: Person,
@@ -326,7 +290,7 @@ def evaluate(
     """
     project = evidence.project.key
     digest = gate_digest(evidence, gate.reads)
-    granted, ignored_waivers = _valid_waivers(gate, project, waivers, now, policies)
+    granted, ignored_waivers = valid_waivers(gate, project, waivers, now, policies)
     evaluator = _Evaluator(gate, evidence, granted)
     checks = [evaluator.check(c) for c in gate.checks]
     rules, rejections, ignored = _approvals(

@@ -552,17 +552,25 @@ def test_simultaneous_opposite_decisions_are_both_applied(
 
 def test_waivers_round_trip(store: Store) -> None:
     store.ensure_project("churn", "framing", T0)
-    row = store.add_waiver(
-        project="churn",
-        gate="problem-framed",
-        check_id="architecture-doc",
-        person="lead",
-        reason="doc lives in Confluence this quarter",
-        at=T0,
-        expires_at=T0 + timedelta(days=30),
-    )
+    grant = {
+        "project": "churn",
+        "gate": "problem-framed",
+        "check_id": "architecture-doc",
+        "person": "lead",
+        "reason": "doc lives in Confluence this quarter",
+        "at": T0,
+        "expires_at": T0 + timedelta(days=30),
+    }
+    row, created = store.add_waiver(**grant)
+    again, created_again = store.add_waiver(**grant)  # the same grant recorded twice
 
-    assert row.id is not None
+    assert row.id is not None and created
+    assert (again.id, created_again) == (row.id, False)
+    assert [r.action for r in store.audit_log()].count("waiver.granted") == 1
+    assert [r.id for r in store.waivers_in_force(T0 + timedelta(days=1))] == [row.id]
+    assert store.waivers_in_force(T0 + timedelta(days=1), project="fraud") == []
+    assert store.waivers_in_force(T0 + timedelta(days=30)) == []  # ended
+    assert store.waivers_in_force(T0 - timedelta(seconds=1)) == []  # not begun
     assert store.waivers("churn", "problem-framed") == [
         Waiver(
             check="architecture-doc",
