@@ -215,6 +215,35 @@ def _disqualified(
     return None
 
 
+def _assign(eligible: dict[str, list[int]], required: list[int]) -> dict[str, int]:
+    """Which rule each approver counts toward: one rule per person, as many of the rules'
+    required approvals met as possible.
+
+    A bipartite matching of people to the rules' seats (augmenting paths): "first come, first
+    rule" would let alice, who holds both roles, take the rule bob could also fill and leave
+    the one only she could fill empty. Approvers no seat is left for still show under the
+    first rule they may approve (they change nothing: every rule they fit is full).
+    """
+    holder: dict[tuple[int, int], str] = {}
+
+    def place(person: str, seen: set[tuple[int, int]]) -> bool:
+        for rule in eligible[person]:
+            for seat in range(required[rule]):
+                slot = (rule, seat)
+                if slot in seen:
+                    continue
+                seen.add(slot)
+                if slot not in holder or place(holder[slot], seen):
+                    holder[slot] = person
+                    return True
+        return False
+
+    for person in eligible:
+        place(person, set())
+    assigned = {person: rule for (rule, _), person in holder.items()}
+    return {p: assigned.get(p, rules[0]) for p, rules in eligible.items() if rules}
+
+
 def _approvals(
     gate: Gate,
     project: str,
@@ -235,15 +264,15 @@ def _approvals(
             )
         else:
             latest[person.id] = (person, approval)
-    held = {person_id: policies.roles_of(project, person_id) for person_id in latest}
-    rules, rejections, reasons = [], [], {}
-    for rule in gate.approvals:
-        approvers = []
-        for person, approval in latest.values():
-            roles = held[person.id]
+    eligible: dict[str, list[int]] = {}
+    rejections: list[Rejection] = []
+    reasons: dict[str, str] = {}
+    for person, approval in latest.values():
+        roles = policies.roles_of(project, person.id)
+        for index, rule in enumerate(gate.approvals):
             why = _disqualified(rule, person, approval, roles, authors, digest, now)
             if why is None and approval.decision == "approve":
-                approvers.append(person.id)
+                eligible.setdefault(person.id, []).append(index)
             elif why is None:
                 rejections.append(
                     Rejection(
@@ -255,11 +284,15 @@ def _approvals(
             elif person.id not in reasons or roles.intersection(rule.roles):
                 # The reason from a rule the person could satisfy says more than "lacks role".
                 reasons[person.id] = why
+    assigned = _assign(eligible, [rule.count for rule in gate.approvals])
+    rules = []
+    for index, rule in enumerate(gate.approvals):
+        approvers = [p for p, counted in assigned.items() if counted == index]
         candidates = [
             p.id
             for role in rule.roles
             for p in policies.holders(project, role)
-            if p.id not in approvers and (rule.allow_author or p.id not in authors)
+            if p.id not in assigned and (rule.allow_author or p.id not in authors)
         ]
         rules.append(
             RuleResult(
@@ -270,7 +303,17 @@ def _approvals(
                 candidates=list(dict.fromkeys(candidates)),
             )
         )
-    counted = {p for r in rules for p in r.approvers} | {r.person for r in rejections}
+        if len(approvers) < rule.count:
+            ignored += [
+                Ignored(
+                    person=p,
+                    reason=f"counted for {gate.approvals[assigned[p]].name}, not also for "
+                    f"{rule.name}: one person's approval counts toward one rule only",
+                )
+                for p, fits in eligible.items()
+                if index in fits and assigned[p] != index
+            ]
+    counted = set(assigned) | {r.person for r in rejections}
     ignored += [Ignored(person=p, reason=why) for p, why in reasons.items() if p not in counted]
     unique_rejections = list({r.person: r for r in rejections}.values())
     return rules, unique_rejections, ignored

@@ -330,3 +330,55 @@ def test_a_check_kind_that_raises_is_an_error_never_a_crash_or_a_pass(small_dir,
     assert (result.status, check.outcome) == ("error", "error")
     assert check.found == "check kind buggy failed: KeyError: 'docs/missing.md'"
     assert check.hint == "Tell us."
+
+
+TWO_RULES = """\
+kind: Gate
+id: framed
+checks:
+  - id: metric
+    expr: ask.primary_metric != null
+approvals:
+  - roles: [lead]
+  - roles: [owner]
+"""
+
+
+def two_rule_policies(small_dir: Path, lead: str, owner: str):
+    (small_dir / "gate.yaml").write_text(TWO_RULES)
+    (small_dir / "project.yaml").write_text(
+        f"kind: Project\nkey: demo\npeople:\n  lead: {lead}\n  owner: {owner}\n"
+    )
+    return load_or_raise(small_dir)
+
+
+def test_one_person_with_two_roles_satisfies_one_rule_only(small_dir):
+    policies = two_rule_policies(small_dir, lead="[ann]", owner="[ann, ben]")
+    ev = evidence(ask=ASK)
+    result = run(policies, ev, [approval("ann", policies, ev)])
+    assert result.status == "awaiting_approval"
+    assert [(r.rule, r.approvers) for r in result.approvals] == [("lead", ["ann"]), ("owner", [])]
+    assert result.approvals[1].candidates == ["ben"]  # ann is already counted
+    assert [(i.person, i.reason) for i in result.ignored] == [
+        (
+            "ann",
+            "counted for lead, not also for owner: one person's approval counts toward one rule only",
+        )
+    ]
+    both = run(policies, ev, [approval("ann", policies, ev), approval("ben", policies, ev)])
+    assert both.status == "passed" and both.ignored == []
+
+
+def test_approvals_are_matched_to_rules_not_taken_first_come(small_dir):
+    # ann may approve for either rule, ben only as lead. Ann approved first: counting her for
+    # the first rule she fits (lead) would leave owner empty although both can be satisfied.
+    policies = two_rule_policies(small_dir, lead="[ann, ben]", owner="[ann]")
+    ev = evidence(ask=ASK)
+    first = approval("ann", policies, ev, at=NOW - timedelta(hours=2))
+    second = approval("ben", policies, ev, at=NOW - timedelta(hours=1))
+    result = run(policies, ev, [first, second])
+    assert [(r.rule, r.approvers) for r in result.approvals] == [
+        ("lead", ["ben"]),
+        ("owner", ["ann"]),
+    ]
+    assert result.status == "passed"
