@@ -3,10 +3,11 @@
 Collectors in ``integrations/`` fill it; :func:`gates.evaluate.evaluate` only reads it. Facts
 that live somewhere a person can look (an issue, a file, a run, an alert) carry that place's
 ``url``, so every explanation can point at it. The digest is what approvals are bound to, so
-it must change exactly when the facts do: the order of keys and the order in which sources
-were merged (:func:`assemble`) do not matter, but the order of a list is part of the facts
-(the digest covers it), so collectors emit lists in a deterministic order (issues by number,
-files by path) or a re-collection of the same facts would void every approval.
+it must change exactly when the facts do. The order of keys does not matter, nor the order
+in which sources that contribute different facts were merged (:func:`assemble`; where two
+give the same fact the later wins). The order of a list is part of the facts and of the
+digest, so collectors emit lists in a deterministic order (issues by number, files by path),
+or collecting the same facts again would void every approval.
 """
 
 from __future__ import annotations
