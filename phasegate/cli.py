@@ -438,6 +438,10 @@ def status(
                         "status": e.status,
                         "at": e.at.isoformat(),
                         "summary": e.result.get("summary", ""),
+                        "rejections": [
+                            {"person": r["person"], "reason": r["reason"]}
+                            for r in e.result.get("rejections", [])
+                        ],
                     }
                     for g, e in sorted(gates.items())
                 },
@@ -453,6 +457,8 @@ def status(
         typer.echo(f"{entry['project']}: {phase}")
         for gate, last in entry["gates"].items():
             typer.echo(f"  {gate:<28} {last['status']:<18} {last['at'][:16]}Z")
+            for rejection in last["rejections"]:
+                typer.echo(f"    rejected by {rejection['person']}: {rejection['reason']}")
 
 
 @app.command()

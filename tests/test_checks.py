@@ -77,6 +77,38 @@ class TestIssueSections:
         assert finding.found == "#1: box 'Legal review' is not ticked"
 
 
+class TestIssueLinked:
+    PARAMS = {"label": "Ask", "to_label": "Data"}
+
+    def test_the_ask_links_a_data_issue(self):
+        issues = [
+            issue(links=[7, 2], url="https://github.com/acme/x/issues/1"),
+            {"number": 2, "labels": ["Data"]},
+        ]
+        finding = run("issue_linked", self.PARAMS, github={"issues": issues})
+        assert finding.ok and finding.found == "#1 links #2"
+        assert finding.source == "https://github.com/acme/x/issues/1"
+
+    def test_links_to_other_issues_or_none_fail_with_what_was_found(self):
+        others = [issue(links=[3, 4]), {"number": 3, "labels": ["Experiment"]}]
+        finding = run("issue_linked", self.PARAMS, github={"issues": others})
+        assert not finding.ok
+        assert finding.expected == "the Ask issue links a Data issue"
+        assert finding.found == "#1 links #3, #4, none labelled Data"
+        alone = run("issue_linked", self.PARAMS, github={"issues": [issue()]})
+        assert alone.found == "#1 links no issue"
+        nothing = run("issue_linked", self.PARAMS, github={"issues": []})
+        assert nothing.found == "no issue labelled Ask"
+
+    def test_any_ask_with_a_link_counts_and_labels_ignore_case(self):
+        issues = [
+            issue(number=1),
+            issue(number=5, labels=["ask"], links=[9]),
+            {"number": 9, "labels": ["DATA"]},
+        ]
+        assert run("issue_linked", self.PARAMS, github={"issues": issues}).found == "#5 links #9"
+
+
 class TestFiles:
     def test_glob_and_parse(self):
         ev = {"files": files(**{"conf/a.json": '{"x": 1}', "conf/b.json": '{"x": '})}

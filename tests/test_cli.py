@@ -378,3 +378,18 @@ def test_record_refuses_a_scenario_waiver_the_policies_do_not_allow(tmp_path):
     with sqlite3.connect(db) as connection:
         assert list(connection.execute("SELECT count(*) FROM approvals")) == [(0,)]
         assert list(connection.execute("SELECT count(*) FROM evaluations")) == [(0,)]
+
+
+def test_status_shows_who_rejected_and_why(tmp_path):
+    env = {"PHASEGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'pg.db'}"}
+    scenario = json.loads((EXAMPLES / "problem-framed.passed.json").read_text())
+    scenario["approvals"][0].update(
+        decision="reject", reason="Success criteria do not name the retention target"
+    )
+    path = tmp_path / "rejected.json"
+    path.write_text(json.dumps(scenario))
+    done = phasegate("check", "churn-model", "-e", str(path), "--record", cwd=tmp_path, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    text = phasegate("status", cwd=tmp_path, env=env).stdout
+    assert "problem-framed" in text and "blocked" in text
+    assert "rejected by bob: Success criteria do not name the retention target" in text

@@ -382,3 +382,15 @@ def test_approvals_are_matched_to_rules_not_taken_first_come(small_dir):
         ("owner", ["ann"]),
     ]
     assert result.status == "passed"
+
+
+def test_a_scenario_about_an_unknown_project_is_refused(default_policies):
+    from gates.policy import Scenario
+    from gates.scenario import ScenarioError, decide
+
+    scenario = Scenario.model_validate({"evidence": {"project": {"key": "fraud-model"}}})
+    with pytest.raises(
+        ScenarioError,
+        match=r"unknown project 'fraud-model' \(projects in the policies: churn-model\)",
+    ):
+        decide(default_policies, scenario)
