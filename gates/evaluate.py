@@ -7,8 +7,10 @@ which is what makes a decision reproducible from the store and testable without 
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from gates import cel
@@ -33,6 +35,10 @@ def _show(value: Any, limit: int = 80) -> str:
     """A short rendering of a found value; large collections are counted, not dumped."""
     if isinstance(value, str):
         text = value
+    elif isinstance(value, bool) or value is None:
+        text = "true" if value else ("false" if value is False else "null")
+    elif isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        text = repr(value)  # what JSON would write, without encoding it
     elif isinstance(value, list) and len(value) > 3:
         text = f"[{len(value)} items]"
     elif isinstance(value, dict) and len(value) > 4:
@@ -47,15 +53,20 @@ def _sorted_paths(expr: str) -> tuple[PathKey, ...]:
     return tuple(sorted(cel_paths(expr)))
 
 
+@lru_cache(maxsize=4096)
+def _path_name(followed: PathKey) -> str:
+    """``mlflow.run.metrics["f-1"]``: a path as CEL would write it."""
+    return followed[0] + "".join(f".{k}" if k.isidentifier() else f'["{k}"]' for k in followed[1:])
+
+
 def _cel_found(expr: str, data: dict[str, Any]) -> str:
     """The values of the evidence an expression mentions: the 'found' of a CEL check."""
     shown: dict[str, str] = {}
     for path in _sorted_paths(expr):
         followed, value = resolve(data, path)
-        name = followed[0] + "".join(
-            f".{k}" if k.isidentifier() else f'["{k}"]' for k in followed[1:]
-        )
-        shown.setdefault(name, f"{name} = {_show(value)}")
+        name = _path_name(followed)
+        if name not in shown:
+            shown[name] = f"{name} = {_show(value)}"
     return "; ".join(shown.values()) or "false"
 
 
@@ -64,15 +75,15 @@ class _Evaluator:
         self.gate = gate
         self.evidence = evidence
         self.data = evidence.data
+        self.down = evidence.unavailable
         self.bound = evidence.memo.get("cel") or evidence.memo.setdefault(
             "cel", cel.bind(self.data)
         )
         self.waivers = waivers
 
     def check(self, node: Check) -> CheckResult:
-        title = node.title or (KINDS[node.kind].summary if node.kind in KINDS else node.id)
-        base = {"id": node.id, "title": title, "hint": node.hint}
-        if not node.children and (down := self._unavailable(node)):
+        base = node.shown
+        if self.down and not node.children and (down := self._unavailable(node)):
             return CheckResult(
                 **base, outcome="error", expected="its evidence to be readable", found=down
             )
@@ -93,15 +104,16 @@ class _Evaluator:
                     found="does not apply",
                 )
         result = self._body(node, base)
-        waiver = self.waivers.get(node.id)
-        if waiver and result.outcome in ("failed", "error"):
-            return result.model_copy(update={"outcome": "waived", "waiver": waiver})
+        if self.waivers and result.outcome in ("failed", "error"):
+            waiver = self.waivers.get(node.id)
+            if waiver:
+                return result.model_copy(update={"outcome": "waived", "waiver": waiver})
         return result
 
     def _unavailable(self, node: Check) -> str | None:
         """Why a check cannot be decided: a source it reads was down (not a failed check)."""
-        down = self.evidence.unavailable
-        roots = sorted({path[0] for path in node.reads} & down.keys()) if down else []
+        down = self.down
+        roots = sorted({path[0] for path in node.reads} & down.keys())
         return "; ".join(f"{root} could not be read: {down[root]}" for root in roots) or None
 
     def _body(self, node: Check, base: dict[str, Any]) -> CheckResult:
@@ -191,6 +203,9 @@ def _combine(node: Check, outcomes: list[Outcome]) -> Outcome:
     return "error" if "error" in counted else "failed"
 
 
+_AT = attrgetter("at")
+
+
 def _disqualified(
     rule: ApprovalRule,
     person: Person,
@@ -256,7 +271,7 @@ def _approvals(
     authors = {p.id for name in evidence.authors if (p := policies.person(name))}
     latest: dict[str, tuple[Person, Approval]] = {}
     ignored: list[Ignored] = []
-    for approval in sorted(approvals, key=lambda a: a.at):
+    for approval in sorted(approvals, key=_AT):
         person = policies.person(approval.person)
         if person is None:
             ignored.append(
@@ -289,10 +304,10 @@ def _approvals(
     for index, rule in enumerate(gate.approvals):
         approvers = [p for p, counted in assigned.items() if counted == index]
         candidates = [
-            p.id
+            p
             for role in rule.roles
-            for p in policies.holders(project, role)
-            if p.id not in assigned and (rule.allow_author or p.id not in authors)
+            for p in policies.holder_ids(project, role)
+            if p not in assigned and (rule.allow_author or p not in authors)
         ]
         rules.append(
             RuleResult(

@@ -270,7 +270,9 @@ def _merge(into: dict[str, Any], fragment: dict[str, Any]) -> None:
 
 
 def _sha256(value: Any) -> str:
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+    )  # plain JSON values from model_dump: no cycles to look for
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -6,6 +6,8 @@ must contain a match for every entry of ``require``.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from pydantic import Field
 
 from gates.checks.base import Finding, Params, listing, register
@@ -16,6 +18,10 @@ from gates.evidence import Evidence, PathKey
 class DatasetFiles(Params):
     folders: str = Field(description="Glob of dataset folders, e.g. data/*")
     require: list[str] = Field(min_length=1, description="Globs relative to each folder.")
+
+    @cached_property
+    def expected(self) -> str:
+        return f"each dataset folder {self.folders} has {listing(self.require)}"
 
 
 def _reads(params: DatasetFiles) -> list[PathKey]:
@@ -36,7 +42,7 @@ def _folders(evidence: Evidence, pattern: str) -> list[str]:
 
 @register("dataset_files", "each dataset folder has the required files", DatasetFiles, _reads)
 def run(params: DatasetFiles, evidence: Evidence) -> Finding:
-    expected = f"each dataset folder {params.folders} has {listing(params.require)}"
+    expected = params.expected
     folders = _folders(evidence, params.folders)
     if not folders:
         return Finding(False, expected, f"no dataset folder matches {params.folders}")

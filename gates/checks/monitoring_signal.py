@@ -6,6 +6,7 @@ that reached phasegate is the proof.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
 from gates.checks.base import Finding, Params, listing, register
@@ -14,6 +15,10 @@ from gates.evidence import Evidence, PathKey
 
 class MonitoringSignal(Params):
     kinds: list[Literal["heartbeat", "report", "alert"]] = ["heartbeat", "report"]
+
+    @cached_property
+    def expected(self) -> str:
+        return f"at least one monitoring {listing(list(self.kinds)).replace(' and ', ' or ')}"
 
 
 def _reads(params: MonitoringSignal) -> list[PathKey]:
@@ -24,7 +29,7 @@ def _reads(params: MonitoringSignal) -> list[PathKey]:
     "monitoring_signal", "a monitoring heartbeat or report has arrived", MonitoringSignal, _reads
 )
 def run(params: MonitoringSignal, evidence: Evidence) -> Finding:
-    expected = f"at least one monitoring {listing(list(params.kinds)).replace(' and ', ' or ')}"
+    expected = params.expected
     signals = sorted(
         (s for s in evidence.monitoring.signals if s.kind in params.kinds),
         key=lambda s: s.received_at,
