@@ -35,17 +35,47 @@ def _show(value: Any, limit: int = 80) -> str:
     """A short rendering of a found value; large collections are counted, not dumped."""
     if isinstance(value, str):
         text = value
-    elif isinstance(value, bool) or value is None:
-        text = "true" if value else ("false" if value is False else "null")
-    elif isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
-        text = repr(value)  # what JSON would write, without encoding it
     elif isinstance(value, list) and len(value) > 3:
         text = f"[{len(value)} items]"
     elif isinstance(value, dict) and len(value) > 4:
         text = "{" + ", ".join(sorted(map(str, value))[:4]) + ", …}"
     else:
-        text = json.dumps(value, ensure_ascii=False, default=str)
+        text = _json_cut(value, limit + 8)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_cut(value: Any, budget: int) -> str:
+    """``json.dumps(value)`` as far as ``budget`` characters, and a little beyond.
+
+    A path in a CEL check may reach a list of issues with their whole text: encoding all of
+    it to show 80 characters was most of the cost of some evaluations. What comes after the
+    budget is not JSON (brackets close early), and is cut off by :func:`_show`.
+    """
+    if isinstance(value, dict):
+        parts, size = [], 1
+        for key, item in value.items():
+            if size > budget:
+                break
+            part = f"{json.dumps(str(key), ensure_ascii=False)}: {_json_cut(item, budget - size)}"
+            parts.append(part)
+            size += len(part) + 2
+        return "{" + ", ".join(parts) + "}"
+    if isinstance(value, list | tuple):
+        parts, size = [], 1
+        for item in value:
+            if size > budget:
+                break
+            part = _json_cut(item, budget - size)
+            parts.append(part)
+            size += len(part) + 2
+        return "[" + ", ".join(parts) + "]"
+    if isinstance(value, str):
+        return json.dumps(value if len(value) <= budget else value[:budget], ensure_ascii=False)
+    if isinstance(value, bool) or value is None:
+        return "true" if value else ("false" if value is False else "null")
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return repr(value)  # what JSON writes
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 @lru_cache(maxsize=4096)

@@ -244,8 +244,16 @@ class Evidence(Fact):
         return list(dict.fromkeys(n for n in named if n))
 
     def issues_labelled(self, label: str) -> list[Issue]:
-        wanted = label.lower()
-        return [i for i in self.github.issues if wanted in (lbl.lower() for lbl in i.labels)]
+        """The issues with a label (any case), in snapshot order; indexed once per snapshot,
+        since every gate asks for its labels again."""
+        index = self.memo.get("labels")
+        if index is None:
+            index = {}
+            for issue in self.github.issues:
+                for name in dict.fromkeys(lbl.lower() for lbl in issue.labels):
+                    index.setdefault(name, []).append(issue)
+            self.memo["labels"] = index
+        return list(index.get(label.lower(), ()))
 
     def issue(self, number: int) -> Issue | None:
         return next((i for i in self.github.issues if i.number == number), None)
