@@ -246,7 +246,7 @@ def _disqualified(
     now: datetime,
 ) -> str | None:
     """Why an approval does not count towards a rule, or None when it does."""
-    if not roles.intersection(rule.roles):
+    if roles.isdisjoint(rule.roles):
         return f"lacks role {' or '.join(rule.roles)}"
     if person.id in authors and not rule.allow_author:
         return "is the author of the gated work and may not approve it"
@@ -326,7 +326,7 @@ def _approvals(
                         at=approval.at,
                     )
                 )
-            elif person.id not in reasons or roles.intersection(rule.roles):
+            elif person.id not in reasons or not roles.isdisjoint(rule.roles):
                 # The reason from a rule the person could satisfy says more than "lacks role".
                 reasons[person.id] = why
     assigned = _assign(eligible, [rule.count for rule in gate.approvals])
