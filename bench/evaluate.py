@@ -1,6 +1,8 @@
 """Evaluation speed of the default gates, compared with the same gate in Rego (regopy).
 
-Prints figures; never fails on time. Run: python bench/evaluate.py [--rounds N]
+Times are CPU time of this process (``time.process_time``), so that other processes on a
+shared machine do not count. Prints figures; never fails on time.
+Run: python bench/evaluate.py [--rounds N]
 """
 
 from __future__ import annotations

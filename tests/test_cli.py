@@ -393,3 +393,31 @@ def test_status_shows_who_rejected_and_why(tmp_path):
     text = phasegate("status", cwd=tmp_path, env=env).stdout
     assert "problem-framed" in text and "blocked" in text
     assert "rejected by bob: Success criteria do not name the retention target" in text
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_running_engine_applies_a_granted_waiver_on_its_next_pass(world):
+    from flows.process_inbox import process_inbox
+
+    world.use_evidence("problem-framed.waived.json")  # no solution architecture doc
+    world.event("d-1")
+    process_inbox()
+    [before] = world.store.evaluations("churn-model")
+    outcomes = {c["id"]: c["outcome"] for c in before.result["checks"]}
+    assert outcomes["solution-architecture"] == "failed"
+
+    granted = phasegate(
+        *WAIVE,
+        "--by",
+        "alice",
+        "--reason",
+        "Standard batch template",
+        "--for",
+        "14d",
+        cwd=world.root,
+    )
+    assert granted.returncode == 0, granted.stderr
+    assert process_inbox()["decisions"] == 1  # the queued re-evaluation, no webhook needed
+    after = world.store.last_evaluations("churn-model")["problem-framed"]
+    check = next(c for c in after.result["checks"] if c["id"] == "solution-architecture")
+    assert (check["outcome"], check["waiver"]["person"]) == ("waived", "alice")
