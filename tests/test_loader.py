@@ -235,6 +235,14 @@ MISTAKES = [
         id="cel-if-not-boolean",
     ),
     pytest.param(
+        "lifecycle.yaml",
+        "    gate: framed\n",
+        "    gate: framed\nregressions:\n  - {id: drift, when: 'event.kind', from: [data], to: framing}\n"
+        "  - {id: size, when: 'size(event.labels)', from: [data], to: framing}\n",
+        "lifecycle.yaml:11:22: CEL: `when` must be true or false, but this gives int",
+        id="cel-when-not-boolean",
+    ),
+    pytest.param(
         "gate.yaml",
         "      label: Ask",
         "      label: !upper Ask",
