@@ -150,6 +150,13 @@ class TestFiles:
             "no dataset folder matches datasets/*"
         )
 
+    def test_dataset_folders_at_the_globs_depth_or_any_depth(self):
+        ev = {"files": files(**{"data/raw/c/datasheet.md": "", "data/raw/schema.json": ""})}
+        params = {"folders": "data/*", "require": ["schema.json"]}
+        assert run("dataset_files", params, **ev).found == "1 dataset(s) documented: data/raw"
+        deep = run("dataset_files", {**params, "folders": "data/**"}, **ev)
+        assert deep.found == "data/raw/c lacks schema.json"
+
     def test_markdown_sections_point_at_the_empty_heading(self):
         card = "# Card\n\n## Intended use\nScoring.\n\n## Caveats\n\n## Owner\nana\n"
         finding = run(

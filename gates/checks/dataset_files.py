@@ -29,13 +29,23 @@ def _reads(params: DatasetFiles) -> list[PathKey]:
 
 
 def _folders(evidence: Evidence, pattern: str) -> list[str]:
-    regex = glob_regex(pattern.rstrip("/"))
+    pattern = pattern.rstrip("/")
+    regex = glob_regex(pattern)
+    # Without "**" a folder matching the glob has as many levels as the glob: one candidate
+    # per file, not one per level of every path.
+    levels = None if "**" in pattern else pattern.count("/") + 1
     folders = set()
     for path, file in evidence.files.items():
+        if not file.exists:
+            continue
         parts = path.split("/")
-        for depth in range(1, len(parts)):
+        if levels is None:
+            depths: range | list[int] = range(1, len(parts))
+        else:
+            depths = [levels] if levels < len(parts) else []
+        for depth in depths:
             folder = "/".join(parts[:depth])
-            if file.exists and regex.match(folder):
+            if regex.match(folder):
                 folders.add(folder)
     return sorted(folders)
 
