@@ -7,6 +7,7 @@ queues the side effects, each under a key that makes repeating it harmless.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,8 @@ from gates.result import GateResult
 from gates.store import Store
 from integrations.github import effects as github_effects
 from integrations.slack import effects as slack_effects
+
+log = logging.getLogger("phasegate.decisions")
 
 DECISION_LOG = "decision.log"
 
@@ -51,6 +54,9 @@ def record(
         pull_request=pull.number if pull else None,
     )
     move = advance(policies.lifecycle, phase, result)
+    if move is not None and store.project(result.project).phase != phase:
+        _stale(result.project, move)  # a late decision: the project has moved on since
+        move = None
     # What to tell is queued before the move is made: a process killed in between decides
     # again from the same phase and queues the same keys (no-ops), whereas after a move made
     # first it would decide from the next phase and this decision would never be told.
@@ -65,7 +71,7 @@ def record(
         )
     for kind, key, payload in effects:
         store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
-    if move is not None:
+    if move is not None and (
         store.transition(
             project=result.project,
             to_phase=move.to_phase,
@@ -73,8 +79,24 @@ def record(
             reason=move.reason,
             evaluation_id=row.id,
             at=result.evaluated_at,
+            expected_phase=phase,
         )
+        is None
+    ):
+        _stale(result.project, move)  # another run made this move a moment before
+        move = None
     return move
+
+
+def _stale(project: str, move: Move) -> None:
+    log.warning(
+        "%s: not moved %s → %s (%s): the project left %s before this decision was recorded",
+        project,
+        move.from_phase,
+        move.to_phase,
+        move.reason,
+        move.from_phase,
+    )
 
 
 def decision_log(
@@ -117,6 +139,9 @@ def regression(
         move = regress(policies.lifecycle, phase, event.for_cel(), fired, now)
         if move is None:
             continue
+        if store.project(project).phase != phase:
+            _stale(project, move)
+            return None
         store.enqueue_outbox(  # before the move, as in record()
             idempotency_key=f"regression:{project}:{move.rule}:{event.occurred_at.isoformat()}",
             kind=DECISION_LOG,
@@ -135,7 +160,7 @@ def regression(
             store.enqueue_outbox(idempotency_key=label[1], kind=label[0], payload=label[2])
         if slack and (notice := slack_effects.regressed(policies, project, move, when)):
             store.enqueue_outbox(idempotency_key=notice[1], kind=notice[0], payload=notice[2])
-        store.transition(
+        applied = store.transition(
             project=project,
             to_phase=move.to_phase,
             kind="regress",
@@ -143,6 +168,10 @@ def regression(
             evaluation_id=None,
             at=now,
             rule=move.rule,
+            expected_phase=phase,
         )
+        if applied is None:
+            _stale(project, move)
+            return None
         return move
     return None

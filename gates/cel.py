@@ -9,9 +9,8 @@ errors (a missing key, a type mismatch) become ``error`` outcomes, never silent 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from cel_expr_python import cel
 
@@ -20,6 +19,7 @@ from gates.evidence import ROOTS
 _EVIDENCE_ENV = cel.NewEnv(variables={root: cel.Type.DYN for root in ROOTS})
 _EVENT_ENV = cel.NewEnv(variables={"event": cel.Type.DYN})
 _ENVS = {"evidence": _EVIDENCE_ENV, "event": _EVENT_ENV}
+_ERROR = cel.Type.ERROR
 _POSITION = re.compile(r"<input>:(\d+):(\d+):\s*")
 
 
@@ -32,8 +32,9 @@ class CelCompileError(ValueError):
         self.column = column
 
 
-@dataclass(frozen=True)
-class CelOutcome:
+class CelOutcome(NamedTuple):
+    """A value, or the error CEL raised instead (a tuple: made at every evaluation)."""
+
     value: Any = None
     error: str | None = None
 
@@ -51,6 +52,12 @@ def compile_expression(text: str, env: str = "evidence") -> cel.Expression:
         raise CelCompileError(message.strip(), line, column) from None
 
 
+def result_type(compiled: cel.Expression) -> str:
+    """What a compiled expression gives, as CEL names it in lower case (``bool``, ``int``,
+    ``list<int>``); ``dyn`` when it depends on the (dynamic) evidence."""
+    return str(compiled.return_type()).lower()
+
+
 def bind(data: dict[str, Any], env: str = "evidence") -> cel.Activation:
     """Variables bound once for many expressions: far cheaper than passing the data to each."""
     return _ENVS[env].Activation(data)
@@ -59,13 +66,13 @@ def bind(data: dict[str, Any], env: str = "evidence") -> cel.Activation:
 def run(text: str, bound: cel.Activation, env: str = "evidence") -> CelOutcome:
     """Evaluate a compiled expression; a CEL runtime error comes back as ``error``."""
     result = compile_expression(text, env).eval(bound)
-    if result.type() == cel.Type.ERROR:
-        return CelOutcome(error=str(result.value()))
-    return CelOutcome(value=result.plain_value())
+    if result.type() == _ERROR:
+        return CelOutcome(None, str(result.value()))
+    return CelOutcome(result.plain_value())
 
 
 def run_bool(text: str, bound: cel.Activation, env: str = "evidence") -> CelOutcome:
     outcome = run(text, bound, env)
-    if outcome.error is None and not isinstance(outcome.value, bool):
-        return CelOutcome(error=f"expression gave {outcome.value!r}, not true or false")
+    if outcome.error is None and outcome.value is not True and outcome.value is not False:
+        return CelOutcome(None, f"expression gave {outcome.value!r}, not true or false")
     return outcome

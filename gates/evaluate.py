@@ -7,8 +7,10 @@ which is what makes a decision reproducible from the store and testable without 
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from gates import cel
@@ -26,6 +28,7 @@ from gates.result import (
     RuleResult,
     WaiverNote,
 )
+from gates.waivers import valid_waivers
 
 
 def _show(value: Any, limit: int = 80) -> str:
@@ -37,8 +40,42 @@ def _show(value: Any, limit: int = 80) -> str:
     elif isinstance(value, dict) and len(value) > 4:
         text = "{" + ", ".join(sorted(map(str, value))[:4]) + ", …}"
     else:
-        text = json.dumps(value, ensure_ascii=False, default=str)
+        text = _json_cut(value, limit + 8)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_cut(value: Any, budget: int) -> str:
+    """``json.dumps(value)`` as far as ``budget`` characters, and a little beyond.
+
+    A path in a CEL check may reach a list of issues with their whole text: encoding all of
+    it to show 80 characters was most of the cost of some evaluations. What comes after the
+    budget is not JSON (brackets close early), and is cut off by :func:`_show`.
+    """
+    if isinstance(value, dict):
+        parts, size = [], 1
+        for key, item in value.items():
+            if size > budget:
+                break
+            part = f"{json.dumps(str(key), ensure_ascii=False)}: {_json_cut(item, budget - size)}"
+            parts.append(part)
+            size += len(part) + 2
+        return "{" + ", ".join(parts) + "}"
+    if isinstance(value, list | tuple):
+        parts, size = [], 1
+        for item in value:
+            if size > budget:
+                break
+            part = _json_cut(item, budget - size)
+            parts.append(part)
+            size += len(part) + 2
+        return "[" + ", ".join(parts) + "]"
+    if isinstance(value, str):
+        return json.dumps(value if len(value) <= budget else value[:budget], ensure_ascii=False)
+    if isinstance(value, bool) or value is None:
+        return "true" if value else ("false" if value is False else "null")
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return repr(value)  # what JSON writes
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 @lru_cache(maxsize=4096)
@@ -46,15 +83,20 @@ def _sorted_paths(expr: str) -> tuple[PathKey, ...]:
     return tuple(sorted(cel_paths(expr)))
 
 
+@lru_cache(maxsize=4096)
+def _path_name(followed: PathKey) -> str:
+    """``mlflow.run.metrics["f-1"]``: a path as CEL would write it."""
+    return followed[0] + "".join(f".{k}" if k.isidentifier() else f'["{k}"]' for k in followed[1:])
+
+
 def _cel_found(expr: str, data: dict[str, Any]) -> str:
     """The values of the evidence an expression mentions: the 'found' of a CEL check."""
     shown: dict[str, str] = {}
     for path in _sorted_paths(expr):
         followed, value = resolve(data, path)
-        name = followed[0] + "".join(
-            f".{k}" if k.isidentifier() else f'["{k}"]' for k in followed[1:]
-        )
-        shown.setdefault(name, f"{name} = {_show(value)}")
+        name = _path_name(followed)
+        if name not in shown:
+            shown[name] = f"{name} = {_show(value)}"
     return "; ".join(shown.values()) or "false"
 
 
@@ -63,15 +105,15 @@ class _Evaluator:
         self.gate = gate
         self.evidence = evidence
         self.data = evidence.data
+        self.down = evidence.unavailable
         self.bound = evidence.memo.get("cel") or evidence.memo.setdefault(
             "cel", cel.bind(self.data)
         )
         self.waivers = waivers
 
     def check(self, node: Check) -> CheckResult:
-        title = node.title or (KINDS[node.kind].summary if node.kind in KINDS else node.id)
-        base = {"id": node.id, "title": title, "hint": node.hint}
-        if not node.children and (down := self._unavailable(node)):
+        base = node.shown
+        if self.down and not node.children and (down := self._unavailable(node)):
             return CheckResult(
                 **base, outcome="error", expected="its evidence to be readable", found=down
             )
@@ -92,20 +134,30 @@ class _Evaluator:
                     found="does not apply",
                 )
         result = self._body(node, base)
-        waiver = self.waivers.get(node.id)
-        if waiver and result.outcome in ("failed", "error"):
-            return result.model_copy(update={"outcome": "waived", "waiver": waiver})
+        if self.waivers and result.outcome in ("failed", "error"):
+            waiver = self.waivers.get(node.id)
+            if waiver:
+                return result.model_copy(update={"outcome": "waived", "waiver": waiver})
         return result
 
     def _unavailable(self, node: Check) -> str | None:
         """Why a check cannot be decided: a source it reads was down (not a failed check)."""
-        down = self.evidence.unavailable
-        roots = sorted({path[0] for path in node.reads} & down.keys()) if down else []
+        down = self.down
+        roots = sorted({path[0] for path in node.reads} & down.keys())
         return "; ".join(f"{root} could not be read: {down[root]}" for root in roots) or None
 
     def _body(self, node: Check, base: dict[str, Any]) -> CheckResult:
         if node.kind is not None:
-            finding = KINDS[node.kind].run(node.params, self.evidence)
+            try:
+                finding = KINDS[node.kind].run(node.params, self.evidence)
+            except Exception as exc:  # a kind's bug meeting odd evidence: never a crash or a pass
+                return CheckResult(
+                    **base,
+                    outcome="error",
+                    expected=KINDS[node.kind].summary,
+                    found=f"check kind {node.kind} failed: {type(exc).__name__}: "
+                    + " ".join(str(exc).split()),
+                )
             location = (
                 FileLine(path=finding.location.path, line=finding.location.line)
                 if finding.location
@@ -181,41 +233,7 @@ def _combine(node: Check, outcomes: list[Outcome]) -> Outcome:
     return "error" if "error" in counted else "failed"
 
 
-def _valid_waivers(
-    gate: Gate, project: str, waivers: list[Waiver], now: datetime, policies: PolicySet
-) -> tuple[dict[str, WaiverNote], list[Ignored]]:
-    granted: dict[str, WaiverNote] = {}
-    ignored: list[Ignored] = []
-    for waiver in waivers:
-        person = policies.person(waiver.person)
-        roles = policies.roles_of(project, person.id) if person else set()
-        rules = [r for r in gate.waivers if r.covers(waiver.check) and roles.intersection(r.roles)]
-        if person is None:
-            why = f"unknown person '{waiver.person}'"
-        elif waiver.check not in gate.check_ids:
-            why = f"gate {gate.id} has no check '{waiver.check}'"
-        elif not rules:
-            allowed = sorted(
-                {r for rule in gate.waivers if rule.covers(waiver.check) for r in rule.roles}
-            )
-            why = (
-                f"may not waive '{waiver.check}' (needs role {' or '.join(allowed)})"
-                if allowed
-                else f"gate {gate.id} allows no waiver of '{waiver.check}'"
-            )
-        elif not waiver.reason.strip():
-            why = "a waiver needs a reason"
-        elif not waiver.at <= now < waiver.expires_at:
-            why = f"waiver of '{waiver.check}' expired {waiver.expires_at:%Y-%m-%d %H:%M}Z"
-        elif all(waiver.expires_at - waiver.at > r.max_duration for r in rules):
-            why = f"waiver of '{waiver.check}' lasts longer than the policy allows"
-        else:
-            granted[waiver.check] = WaiverNote(
-                person=person.id, reason=waiver.reason, expires_at=waiver.expires_at
-            )
-            continue
-        ignored.append(Ignored(person=waiver.person, reason=why))
-    return granted, ignored
+_AT = attrgetter("at")
 
 
 def _disqualified(
@@ -228,7 +246,7 @@ def _disqualified(
     now: datetime,
 ) -> str | None:
     """Why an approval does not count towards a rule, or None when it does."""
-    if not roles.intersection(rule.roles):
+    if roles.isdisjoint(rule.roles):
         return f"lacks role {' or '.join(rule.roles)}"
     if person.id in authors and not rule.allow_author:
         return "is the author of the gated work and may not approve it"
@@ -240,6 +258,35 @@ def _disqualified(
         given = (approval.digest or "none")[:12]
         return f"approval was given on evidence {given}; it changed since (now {digest[:12]})"
     return None
+
+
+def _assign(eligible: dict[str, list[int]], required: list[int]) -> dict[str, int]:
+    """Which rule each approver counts toward: one rule per person, as many of the rules'
+    required approvals met as possible.
+
+    A bipartite matching of people to the rules' seats (augmenting paths): "first come, first
+    rule" would let alice, who holds both roles, take the rule bob could also fill and leave
+    the one only she could fill empty. Approvers no seat is left for still show under the
+    first rule they may approve (they change nothing: every rule they fit is full).
+    """
+    holder: dict[tuple[int, int], str] = {}
+
+    def place(person: str, seen: set[tuple[int, int]]) -> bool:
+        for rule in eligible[person]:
+            for seat in range(required[rule]):
+                slot = (rule, seat)
+                if slot in seen:
+                    continue
+                seen.add(slot)
+                if slot not in holder or place(holder[slot], seen):
+                    holder[slot] = person
+                    return True
+        return False
+
+    for person in eligible:
+        place(person, set())
+    assigned = {person: rule for (rule, _), person in holder.items()}
+    return {p: assigned.get(p, rules[0]) for p, rules in eligible.items() if rules}
 
 
 def _approvals(
@@ -254,7 +301,7 @@ def _approvals(
     authors = {p.id for name in evidence.authors if (p := policies.person(name))}
     latest: dict[str, tuple[Person, Approval]] = {}
     ignored: list[Ignored] = []
-    for approval in sorted(approvals, key=lambda a: a.at):
+    for approval in sorted(approvals, key=_AT):
         person = policies.person(approval.person)
         if person is None:
             ignored.append(
@@ -262,15 +309,15 @@ def _approvals(
             )
         else:
             latest[person.id] = (person, approval)
-    held = {person_id: policies.roles_of(project, person_id) for person_id in latest}
-    rules, rejections, reasons = [], [], {}
-    for rule in gate.approvals:
-        approvers = []
-        for person, approval in latest.values():
-            roles = held[person.id]
+    eligible: dict[str, list[int]] = {}
+    rejections: list[Rejection] = []
+    reasons: dict[str, str] = {}
+    for person, approval in latest.values():
+        roles = policies.roles_of(project, person.id)
+        for index, rule in enumerate(gate.approvals):
             why = _disqualified(rule, person, approval, roles, authors, digest, now)
             if why is None and approval.decision == "approve":
-                approvers.append(person.id)
+                eligible.setdefault(person.id, []).append(index)
             elif why is None:
                 rejections.append(
                     Rejection(
@@ -279,14 +326,18 @@ def _approvals(
                         at=approval.at,
                     )
                 )
-            elif person.id not in reasons or roles.intersection(rule.roles):
+            elif person.id not in reasons or not roles.isdisjoint(rule.roles):
                 # The reason from a rule the person could satisfy says more than "lacks role".
                 reasons[person.id] = why
+    assigned = _assign(eligible, [rule.count for rule in gate.approvals])
+    rules = []
+    for index, rule in enumerate(gate.approvals):
+        approvers = [p for p, counted in assigned.items() if counted == index]
         candidates = [
-            p.id
+            p
             for role in rule.roles
-            for p in policies.holders(project, role)
-            if p.id not in approvers and (rule.allow_author or p.id not in authors)
+            for p in policies.holder_ids(project, role)
+            if p not in assigned and (rule.allow_author or p not in authors)
         ]
         rules.append(
             RuleResult(
@@ -297,7 +348,17 @@ def _approvals(
                 candidates=list(dict.fromkeys(candidates)),
             )
         )
-    counted = {p for r in rules for p in r.approvers} | {r.person for r in rejections}
+        if len(approvers) < rule.count:
+            ignored += [
+                Ignored(
+                    person=p,
+                    reason=f"counted for {gate.approvals[assigned[p]].name}, not also for "
+                    f"{rule.name}: one person's approval counts toward one rule only",
+                )
+                for p, fits in eligible.items()
+                if index in fits and assigned[p] != index
+            ]
+    counted = set(assigned) | {r.person for r in rejections}
     ignored += [Ignored(person=p, reason=why) for p, why in reasons.items() if p not in counted]
     unique_rejections = list({r.person: r for r in rejections}.values())
     return rules, unique_rejections, ignored
@@ -317,7 +378,7 @@ def evaluate(
     """
     project = evidence.project.key
     digest = gate_digest(evidence, gate.reads)
-    granted, ignored_waivers = _valid_waivers(gate, project, waivers, now, policies)
+    granted, ignored_waivers = valid_waivers(gate, project, waivers, now, policies)
     evaluator = _Evaluator(gate, evidence, granted)
     checks = [evaluator.check(c) for c in gate.checks]
     rules, rejections, ignored = _approvals(

@@ -2,8 +2,12 @@
 
 Collectors in ``integrations/`` fill it; :func:`gates.evaluate.evaluate` only reads it. Facts
 that live somewhere a person can look (an issue, a file, a run, an alert) carry that place's
-``url``, so every explanation can point at it. The digest is stable: the same facts give the
-same digest whatever the order they were collected in, which is what approvals are bound to.
+``url``, so every explanation can point at it. The digest is what approvals are bound to, so
+it must change exactly when the facts do. The order of keys does not matter, nor the order
+in which sources that contribute different facts were merged (:func:`assemble`; where two
+give the same fact the later wins). The order of a list is part of the facts and of the
+digest, so collectors emit lists in a deterministic order (issues by number, files by path),
+or collecting the same facts again would void every approval.
 """
 
 from __future__ import annotations
@@ -257,8 +261,16 @@ class Evidence(Fact):
         return list(dict.fromkeys(n for n in named if n))
 
     def issues_labelled(self, label: str) -> list[Issue]:
-        wanted = label.lower()
-        return [i for i in self.github.issues if wanted in (lbl.lower() for lbl in i.labels)]
+        """The issues with a label (any case), in snapshot order; indexed once per snapshot,
+        since every gate asks for its labels again."""
+        index = self.memo.get("labels")
+        if index is None:
+            index = {}
+            for issue in self.github.issues:
+                for name in dict.fromkeys(lbl.lower() for lbl in issue.labels):
+                    index.setdefault(name, []).append(issue)
+            self.memo["labels"] = index
+        return list(index.get(label.lower(), ()))
 
     def issue(self, number: int) -> Issue | None:
         return next((i for i in self.github.issues if i.number == number), None)
@@ -283,7 +295,9 @@ def _merge(into: dict[str, Any], fragment: dict[str, Any]) -> None:
 
 
 def _sha256(value: Any) -> str:
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+    )  # plain JSON values from model_dump: no cycles to look for
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -18,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import (
     DoubleQuotedScalarString,
     FoldedScalarString,
@@ -39,6 +40,7 @@ from gates.policy import (
     Project,
     Roles,
 )
+from gates.yaml_problem import describe
 
 DOCUMENT_KINDS: dict[str, type[BaseModel]] = {
     "Lifecycle": Lifecycle,
@@ -108,39 +110,88 @@ class LoadResult:
     errors: list[PolicyError] = field(default_factory=list)
 
 
-def _plain(node: Any, loc: Loc, doc: Document) -> Any:
-    """ruamel's round-trip tree as plain Python values, recording where each node is."""
-    if isinstance(node, CommentedMap):
-        doc.positions.setdefault(loc, (node.lc.line, node.lc.col))
-        out = {}
-        for key, value in node.items():
-            child = (*loc, str(key))
-            doc.key_positions[child] = node.lc.key(key)
-            doc.positions[child] = node.lc.value(key)
-            out[str(key)] = _plain(value, child, doc)
-        return out
-    if isinstance(node, CommentedSeq):
-        doc.positions.setdefault(loc, (node.lc.line, node.lc.col))
-        items = []
-        for index, value in enumerate(node):
-            doc.positions[(*loc, index)] = node.lc.item(index)
-            items.append(_plain(value, (*loc, index), doc))
-        return items
-    if isinstance(node, SingleQuotedScalarString | DoubleQuotedScalarString):
-        doc.quoted.add(loc)
-    if isinstance(node, LiteralScalarString | FoldedScalarString):
-        doc.block[loc] = "|" if isinstance(node, LiteralScalarString) else ">"
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, bool) or node is None:
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, date):
-        return node.isoformat()
-    return node
+MAX_NODES = 100_000
+"""Nodes a policy file may have once its aliases are expanded. A few aliases of aliases (a
+"billion laughs") expand into billions of nodes: minutes and gigabytes, for one bad push."""
+
+_CORE_TAG = "tag:yaml.org,2002:"
+
+
+class _TooManyNodes(Exception):
+    def __init__(self, loc: Loc) -> None:
+        self.loc = loc
+
+
+class _Plain:
+    """ruamel's round-trip tree as plain Python values, recording where each node is.
+
+    One per file: the node budget covers all its documents. Problems only this walk sees
+    (tags) are collected in ``errors``; an alias bomb raises :class:`_TooManyNodes`.
+    """
+
+    def __init__(self) -> None:
+        self.nodes = 0
+        self.errors: list[PolicyError] = []
+
+    def __call__(self, node: Any, loc: Loc, doc: Document) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _TooManyNodes(loc)
+        tag = getattr(getattr(node, "tag", None), "value", None)
+        if tag:
+            shown = "!!" + tag.removeprefix(_CORE_TAG) if tag.startswith(_CORE_TAG) else tag
+            self.errors.append(
+                doc.error(loc, f"tags such as {shown} are not supported: write the plain value")
+            )
+        if isinstance(node, CommentedMap):
+            doc.positions.setdefault(loc, (node.lc.line, node.lc.col))
+            out = {}
+            for key, value in node.items():
+                child = (*loc, str(key))
+                doc.key_positions[child], doc.positions[child] = _key_at(node, key)
+                out[str(key)] = self(value, child, doc)
+            return out
+        if isinstance(node, CommentedSeq):
+            doc.positions.setdefault(loc, (node.lc.line, node.lc.col))
+            items = []
+            for index, value in enumerate(node):
+                doc.positions[(*loc, index)] = node.lc.item(index)
+                items.append(self(value, (*loc, index), doc))
+            return items
+        if isinstance(node, TaggedScalar):
+            return node.value  # reported above; the value keeps other errors meaningful
+        if isinstance(node, SingleQuotedScalarString | DoubleQuotedScalarString):
+            doc.quoted.add(loc)
+        if isinstance(node, LiteralScalarString | FoldedScalarString):
+            doc.block[loc] = "|" if isinstance(node, LiteralScalarString) else ">"
+        if isinstance(node, str):
+            return str(node)
+        if isinstance(node, bool) or node is None:
+            return node
+        if isinstance(node, int):
+            return int(node)
+        if isinstance(node, float):
+            return float(node)
+        if isinstance(node, date):
+            return node.isoformat()
+        self.errors.append(
+            doc.error(
+                loc, "tags such as !!set or !!binary are not supported: write the plain value"
+            )
+        )
+        return None
+
+
+def _key_at(node: CommentedMap, key: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Where a key and its value are, also for a key merged in with ``<<:`` (ruamel keeps
+    those positions on the merged mapping, not on the one that merges it)."""
+    if key in (node.lc.data or {}):
+        return node.lc.key(key), node.lc.value(key)
+    for merged in getattr(node, "merge", ()):
+        if key in merged:
+            return _key_at(merged, key)
+    here = (node.lc.line, node.lc.col)
+    return here, here
 
 
 def _model_keys(model: type[BaseModel], seen: set[type] | None = None) -> set[str]:
@@ -204,20 +255,33 @@ def _read_documents(file: Path, shown: str) -> tuple[list[Document], list[Policy
     try:
         source = file.read_text(encoding="utf-8")
         raw_docs = list(yaml.load_all(io.StringIO(source)))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        return [], [PolicyError(shown, line, col, f"YAML syntax error: {message}")], True
+    except YAMLError as exc:  # also a ReaderError: a NUL or ESC byte in the file
+        problem = describe(exc, source)
+        message = f"YAML syntax error: {problem.message}"
+        return [], [PolicyError(shown, problem.line, problem.col, message)], True
+    except RecursionError:
+        return [], [PolicyError(shown, 1, 1, "YAML nested too deeply to read")], True
     except (OSError, UnicodeDecodeError) as exc:
         return [], [PolicyError(shown, 1, 1, f"cannot read file: {exc}")], True
     docs, errors, lost = [], [], False
-    for raw in raw_docs:
+    plain = _Plain()
+    for number, raw in enumerate(raw_docs):
         if raw is None:
             continue
         doc = Document(None, shown, {}, {}, set(), {}, source.splitlines())
-        data = _plain(raw, (), doc)
+        try:
+            data = plain(raw, (), doc)
+        except _TooManyNodes as exc:
+            message = f"too many nodes after expanding aliases (limit {MAX_NODES})"
+            errors.append(doc.error(exc.loc, message))
+            return docs, errors + plain.errors, True
+        except RecursionError:
+            errors.append(doc.error((), "YAML nested too deeply to read"))
+            lost = True
+            continue
         if not isinstance(data, dict):
+            if () not in doc.positions:  # a scalar document: ruamel keeps no position for it
+                doc.positions[()] = _document_start(source, number)
             errors.append(doc.error((), "a policy document must be a mapping with a 'kind'"))
             lost = True
             continue
@@ -239,7 +303,14 @@ def _read_documents(file: Path, shown: str) -> tuple[list[Document], list[Policy
         except ValidationError as exc:
             errors += _pydantic_errors(exc, doc, (), _model_keys(model))
         docs.append(doc)
-    return docs, errors, lost
+    return docs, errors + plain.errors, lost
+
+
+def _document_start(source: str, number: int) -> tuple[int, int]:
+    """0-based (line, col) where document ``number`` of ``source`` starts its content."""
+    nodes = YAML(typ="rt").compose_all(io.StringIO(source))
+    node = next(itertools.islice(nodes, number, None), None)
+    return (node.start_mark.line, node.start_mark.column) if node is not None else (0, 0)
 
 
 def _policy_files(directory: Path) -> list[Path]:
@@ -312,9 +383,14 @@ class _Checker:
                 doc.error(loc, f"unknown {what} '{ident}'{_suggest(ident, set(names))}{note}")
             )
 
-    def compile(self, doc: Document, loc: Loc, text: str, env: str = "evidence") -> None:
+    def compile(
+        self, doc: Document, loc: Loc, text: str, env: str = "evidence", *, boolean: bool = False
+    ) -> None:
+        """Compile a CEL expression; ``boolean``: it decides something, so it must give true or
+        false. Evidence is dynamic, so only a type CEL knows already (``1 + 1`` is an int) is
+        refused here; the rest is checked when it runs."""
         try:
-            cel.compile_expression(text, env)
+            compiled = cel.compile_expression(text, env)
         except cel.CelCompileError as exc:
             line, col = doc.at(loc)
             if loc in doc.block:
@@ -322,6 +398,12 @@ class _Checker:
             elif exc.line == 1:
                 col += exc.column - (0 if loc in doc.quoted else 1)
             self.errors.append(PolicyError(doc.path, line, col, f"CEL: {exc}"))
+            return
+        gives = cel.result_type(compiled)
+        if boolean and gives not in ("bool", "dyn"):
+            self.errors.append(
+                doc.error(loc, f"CEL: `{loc[-1]}` must be true or false, but this gives {gives}")
+            )
 
     def run(self) -> LoadResult:
         lifecycles = self.of(Lifecycle)
@@ -400,6 +482,18 @@ class _Checker:
         )
         if lifecycle.initial:
             self.known(doc, ("initial",), lifecycle.initial, phases, "phase")
+        # One way forward per phase, one rule per id: otherwise the first silently wins.
+        self.unique(
+            [
+                (doc, ("transitions", i, "from"), t.from_)
+                for i, t in enumerate(lifecycle.transitions)
+            ],
+            "transition from phase",
+        )
+        self.unique(
+            [(doc, ("regressions", i, "id"), r.id) for i, r in enumerate(lifecycle.regressions)],
+            "regression id",
+        )
         for i, t in enumerate(lifecycle.transitions):
             self.known(doc, ("transitions", i, "from"), t.from_, phases, "phase")
             self.known(doc, ("transitions", i, "to"), t.to, phases, "phase")
@@ -408,7 +502,7 @@ class _Checker:
             for j, phase in enumerate(r.from_):
                 self.known(doc, ("regressions", i, "from", j), phase, phases, "phase")
             self.known(doc, ("regressions", i, "to"), r.to, phases, "phase")
-            self.compile(doc, ("regressions", i, "when"), r.when, env="event")
+            self.compile(doc, ("regressions", i, "when"), r.when, env="event", boolean=True)
 
     def _gate(self, doc: Document, roles: set[str]) -> None:
         gate: Gate = doc.model
@@ -446,7 +540,7 @@ class _Checker:
                         )
             for key, text in (("expr", node.expr), ("if", node.if_), ("found", node.found)):
                 if text is not None:
-                    self.compile(doc, (*loc, key), text)
+                    self.compile(doc, (*loc, key), text, boolean=key != "found")
 
 
 def _in_block(doc: Document, loc: Loc, cel_line: int, cel_col: int) -> tuple[int, int]:

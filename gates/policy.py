@@ -144,6 +144,12 @@ class Check(Strict):
         return [self, *(node for child in self.children for node in child.walk())]
 
     @cached_property
+    def shown(self) -> dict[str, str | None]:
+        """What every result of this check starts with: its id, title and hint."""
+        title = self.title or (KINDS[self.kind].summary if self.kind in KINDS else self.id)
+        return {"id": self.id, "title": title, "hint": self.hint}
+
+    @cached_property
     def params(self) -> BaseModel | None:
         """Parameters of a built-in kind, validated once and reused by every evaluation."""
         return KINDS[self.kind].params.model_validate(self.with_) if self.kind else None
@@ -349,8 +355,20 @@ class PolicySet(BaseModel):
         return self._by_identity.get(identity.lower())
 
     def holders(self, project: str, role: str) -> list[Person]:
-        ids = self.projects[project].people.get(role, [])
-        return [self.people[i] for i in ids if i in self.people]
+        return [self.people[i] for i in self.holder_ids(project, role)]
+
+    def holder_ids(self, project: str, role: str) -> tuple[str, ...]:
+        """Ids of the people holding ``role`` in ``project``, in the order the project lists
+        them (asked on every evaluation: looked up, not rebuilt)."""
+        return self._holders.get((project, role), ())
+
+    @cached_property
+    def _holders(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        return {
+            (key, role): tuple(i for i in ids if i in self.people)
+            for key, project in self.projects.items()
+            for role, ids in project.people.items()
+        }
 
     @cached_property
     def _roles(self) -> dict[tuple[str, str], frozenset[str]]:

@@ -17,13 +17,18 @@ import typer
 from pydantic import Field, TypeAdapter
 
 from flows.decisions import record
+from gates.duration import format_duration, parse_duration
+from gates.evaluate import evaluate
+from gates.evidence import gate_digest
 from gates.loader import DOCUMENT_KINDS, LoadResult, load_policies
 from gates.policy import PolicySet, Scenario
 from gates.policytest import run_tests
+from gates.records import Waiver
 from gates.render import to_markdown, to_text
 from gates.result import GateResult
 from gates.scenario import ScenarioError, decide, gate_for, load_scenario
 from gates.store import Store
+from gates.waivers import refusal
 from phasegate.settings import Settings
 
 app = typer.Typer(
@@ -136,7 +141,7 @@ def check(
             f"{evidence} is evidence about '{scenario.evidence.project.key}', not '{project}'"
         )
     store = _store() if record else None
-    result, moved = _decide(policies, scenario, gate, when, store)
+    result, moved = _decide(policies, scenario, gate, when, store, f"scenario {evidence}")
     typer.echo(_render(result, output))
     if store is not None:
         typer.echo(moved, err=True)
@@ -149,47 +154,215 @@ def _decide(
     gate: str | None,
     now: datetime | None,
     store: Store | None,
+    source: str,
 ) -> tuple[GateResult, str]:
-    """Decide a scenario; with a store, as the store knows the project, and record it."""
+    """Decide a scenario; with a store, record it there (see :func:`_record`)."""
     if store is not None:
-        scenario = _with_store(store, policies, scenario, gate, now)
+        return _record(store, policies, scenario, gate, now, source)
     try:
-        result = decide(policies, scenario, gate_id=gate, now=now)
+        return decide(policies, scenario, gate_id=gate, now=now), ""
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
-    if store is None:
-        return result, ""
-    phase = scenario.evidence.project.phase or policies.lifecycle.initial_phase
-    move = record(store, policies, result, phase)
-    if move is None:
-        return result, f"recorded; {result.project} stays in {phase}"
-    return result, f"{result.project}: {move.from_phase} → {move.to_phase} ({move.reason})"
 
 
-def _with_store(
-    store: Store, policies: PolicySet, scenario: Scenario, gate: str | None, now: datetime | None
-) -> Scenario:
-    """The scenario as the store knows the project: its real phase, approvals and waivers."""
+def _unknown_project(policies: PolicySet, key: str) -> typer.Exit:
+    known = ", ".join(sorted(policies.projects)) or "none"
+    return _fail(f"unknown project '{key}' (projects in the policies: {known})")
+
+
+def _record(
+    store: Store,
+    policies: PolicySet,
+    scenario: Scenario,
+    gate_id: str | None,
+    now: datetime | None,
+    source: str,
+) -> tuple[GateResult, str]:
+    """Decide as the store knows the project, and record the decision.
+
+    The scenario's approvals and waivers are stored first (audited, each once however often
+    the scenario is recorded) and the gate is evaluated on what the store then holds, so a
+    recorded decision is explained by the store alone. Nothing is stored when one of them
+    could not be: an unknown person, a waiver the policies do not allow.
+    """
     key = scenario.evidence.project.key
     if key not in policies.projects:
-        raise _fail(
-            f"unknown project '{key}' (projects in the policies: {', '.join(sorted(policies.projects))})"
-        )
+        raise _unknown_project(policies, key)
     row = store.ensure_project(key, policies.lifecycle.initial_phase, now or datetime.now(UTC))
     evidence = scenario.evidence.model_copy(
         update={"project": scenario.evidence.project.model_copy(update={"phase": row.phase})}
     )
     try:
-        gate_id = gate_for(policies, evidence, gate or scenario.gate).id
+        gate = gate_for(policies, evidence, gate_id or scenario.gate)
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
-    return scenario.model_copy(
-        update={
-            "evidence": evidence,
-            "approvals": [*store.approvals(key, gate_id), *scenario.approvals],
-            "waivers": [*store.waivers(key, gate_id), *scenario.waivers],
-        }
+    problems = [
+        f"approval by unknown person '{a.person}'"
+        for a in scenario.approvals
+        if policies.person(a.person) is None
+    ] + [
+        f"waiver of '{w.check}' by {w.person}: {why}"
+        for w in scenario.waivers
+        if (why := refusal(gate, key, w, policies))
+    ]
+    if problems:
+        raise _fail("; ".join(problems) + "; nothing was recorded")
+    digest = gate_digest(evidence, gate.reads)
+    for approval in scenario.approvals:
+        store.add_approval(
+            project=key,
+            gate=gate.id,
+            person=_person_id(policies, approval.person),
+            decision=approval.decision,
+            digest=approval.digest or digest,  # as in any scenario: given on its evidence
+            reason=approval.reason,
+            source=source,
+            at=approval.at,
+        )
+    for waiver in scenario.waivers:
+        store.add_waiver(
+            project=key,
+            gate=gate.id,
+            check_id=waiver.check,
+            person=_person_id(policies, waiver.person),
+            reason=waiver.reason,
+            at=waiver.at,
+            expires_at=waiver.expires_at,
+        )
+    when = now or scenario.now or datetime.now(UTC)
+    approvals, waivers = store.approvals(key, gate.id), store.waivers(key, gate.id)
+    result = evaluate(gate, evidence, approvals, waivers, when, policies)
+    move = record(store, policies, result, row.phase)
+    if move is None:
+        return result, f"recorded; {result.project} stays in {row.phase}"
+    return result, f"{result.project}: {move.from_phase} → {move.to_phase} ({move.reason})"
+
+
+def _person_id(policies: PolicySet, identity: str) -> str:
+    person = policies.person(identity)
+    assert person is not None  # checked before anything is stored
+    return person.id
+
+
+@app.command()
+def waive(
+    project: Annotated[str, typer.Argument(help="Project key, as in the policies")],
+    gate: Annotated[str, typer.Option("--gate", "-g", help="The gate whose check is waived")],
+    check_id: Annotated[str, typer.Option("--check", "-c", help="Id of the check (or group)")],
+    by: Annotated[
+        str, typer.Option("--by", help="Who waives it: person id, GitHub login, Slack id or email")
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why: shown with every decision")],
+    duration: Annotated[
+        str, typer.Option("--for", help="How long, e.g. 7d or 48h (at most the rule allows)")
+    ],
+    policies_dir: PoliciesOption = None,
+) -> None:
+    """Let a failing check pass for a while, as the gate's waiver rules allow, with a reason.
+
+    Refused (exit 2, nothing stored) unless the person holds, in the project, a role a waiver
+    rule of the gate gives for the check, the reason says something and the duration is within
+    the rule's max_duration. A granted waiver is stored, written to the audit log, and the
+    project is queued for re-evaluation.
+    """
+    policies = _policies(policies_dir)
+    if project not in policies.projects:
+        raise _unknown_project(policies, project)
+    if gate not in policies.gates:
+        raise _fail(f"unknown gate '{gate}' (known: {', '.join(sorted(policies.gates))})")
+    try:
+        lasts = parse_duration(duration)
+    except ValueError as exc:
+        raise _fail(f"--for: {exc}") from None
+    now = datetime.now(UTC)
+    waiver = Waiver(
+        check=check_id, person=by, reason=reason.strip(), at=now, expires_at=now + lasts
     )
+    why = refusal(policies.gates[gate], project, waiver, policies)
+    if why is not None:
+        raise _fail(f"waiver by {by} refused: {why}; nothing was stored")
+    person = _person_id(policies, by)
+    store = _store()
+    store.ensure_project(project, policies.lifecycle.initial_phase, now)
+    row, _ = store.add_waiver(
+        project=project,
+        gate=gate,
+        check_id=check_id,
+        person=person,
+        reason=waiver.reason,
+        at=now,
+        expires_at=waiver.expires_at,
+    )
+    event, _ = store.add_inbox_event(
+        source="phasegate",
+        delivery_id=f"waiver:{row.id}",
+        kind="waiver.granted",
+        payload={"subject": {"project": project}, "gate": gate, "check": check_id},
+        received_at=now,
+    )
+    typer.echo(
+        f"waiver #{row.id}: {person} waives {gate} / {check_id} for {project} until "
+        f"{waiver.expires_at:%Y-%m-%d %H:%M}Z ({format_duration(lasts)}): {waiver.reason}"
+    )
+    typer.echo(
+        f"written to the audit log; {project} is queued for re-evaluation (inbox event "
+        f"#{event.id}): the running engine applies the waiver on its next pass, at the latest "
+        "at the next reconcile"
+    )
+
+
+@app.command("waivers")
+def list_waivers(
+    project: Annotated[str | None, typer.Argument(help="Only this project's waivers")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    policies_dir: PoliciesOption = None,
+) -> None:
+    """The waivers in force now: what is waived, by whom, why and until when, and any the
+    policies in force would no longer honour (a role taken away, a rule changed)."""
+    _, loaded = _loaded(policies_dir)
+    now = datetime.now(UTC)
+    listed = []
+    for row in _store().waivers_in_force(now, project):
+        waiver = Waiver(
+            check=row.check_id,
+            person=row.person,
+            reason=row.reason,
+            at=row.at,
+            expires_at=row.expires_at,
+        )
+        problem = None
+        if loaded.policies is not None:
+            gate = loaded.policies.gates.get(row.gate)
+            problem = (
+                refusal(gate, row.project, waiver, loaded.policies)
+                if gate
+                else f"gate {row.gate} no longer exists"
+            )
+        listed.append(
+            {
+                "id": row.id,
+                "project": row.project,
+                "gate": row.gate,
+                **waiver.model_dump(mode="json"),
+                "not_honoured": problem,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(listed, indent=2))
+        return
+    if not listed:
+        typer.echo("no waivers in force" + (f" for {project}" if project else ""))
+    for entry in listed:
+        until = datetime.fromisoformat(entry["expires_at"])
+        days = (until - now).days
+        left = f"{days}d left" if days else "less than a day left"
+        typer.echo(
+            f"#{entry['id']} {entry['project']} · {entry['gate']} · {entry['check']}: waived by "
+            f"{entry['person']} until {until:%Y-%m-%d %H:%M}Z ({left})"
+        )
+        typer.echo(f"    reason: {entry['reason']}")
+        if entry["not_honoured"]:
+            typer.echo(f"    not honoured by the policies in force: {entry['not_honoured']}")
 
 
 @app.command("test")
@@ -265,6 +438,10 @@ def status(
                         "status": e.status,
                         "at": e.at.isoformat(),
                         "summary": e.result.get("summary", ""),
+                        "rejections": [
+                            {"person": r["person"], "reason": r["reason"]}
+                            for r in e.result.get("rejections", [])
+                        ],
                     }
                     for g, e in sorted(gates.items())
                 },
@@ -280,6 +457,8 @@ def status(
         typer.echo(f"{entry['project']}: {phase}")
         for gate, last in entry["gates"].items():
             typer.echo(f"  {gate:<28} {last['status']:<18} {last['at'][:16]}Z")
+            for rejection in last["rejections"]:
+                typer.echo(f"    rejected by {rejection['person']}: {rejection['reason']}")
 
 
 @app.command()
@@ -309,7 +488,9 @@ def demo(
                 scenario = load_scenario(path)
             except ScenarioError as exc:
                 raise _fail(str(exc)) from None
-            result, moved = _decide(policies, scenario, transition.gate, None, store)
+            result, moved = _decide(
+                policies, scenario, transition.gate, None, store, f"scenario {path}"
+            )
             typer.echo(f"{path}\n  {result.gate}: {result.summary}")
             for check in result.failing():
                 typer.echo(f"    ✗ {check.id}: {check.found}")

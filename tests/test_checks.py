@@ -77,6 +77,38 @@ class TestIssueSections:
         assert finding.found == "#1: box 'Legal review' is not ticked"
 
 
+class TestIssueLinked:
+    PARAMS = {"label": "Ask", "to_label": "Data"}
+
+    def test_the_ask_links_a_data_issue(self):
+        issues = [
+            issue(links=[7, 2], url="https://github.com/acme/x/issues/1"),
+            {"number": 2, "labels": ["Data"]},
+        ]
+        finding = run("issue_linked", self.PARAMS, github={"issues": issues})
+        assert finding.ok and finding.found == "#1 links #2"
+        assert finding.source == "https://github.com/acme/x/issues/1"
+
+    def test_links_to_other_issues_or_none_fail_with_what_was_found(self):
+        others = [issue(links=[3, 4]), {"number": 3, "labels": ["Experiment"]}]
+        finding = run("issue_linked", self.PARAMS, github={"issues": others})
+        assert not finding.ok
+        assert finding.expected == "the Ask issue links a Data issue"
+        assert finding.found == "#1 links #3, #4, none labelled Data"
+        alone = run("issue_linked", self.PARAMS, github={"issues": [issue()]})
+        assert alone.found == "#1 links no issue"
+        nothing = run("issue_linked", self.PARAMS, github={"issues": []})
+        assert nothing.found == "no issue labelled Ask"
+
+    def test_any_ask_with_a_link_counts_and_labels_ignore_case(self):
+        issues = [
+            issue(number=1),
+            issue(number=5, labels=["ask"], links=[9]),
+            {"number": 9, "labels": ["DATA"]},
+        ]
+        assert run("issue_linked", self.PARAMS, github={"issues": issues}).found == "#5 links #9"
+
+
 class TestFiles:
     def test_glob_and_parse(self):
         ev = {"files": files(**{"conf/a.json": '{"x": 1}', "conf/b.json": '{"x": '})}
@@ -84,6 +116,16 @@ class TestFiles:
         finding = run("file_exists", {"paths": ["conf/*.json"], "parses": "json"}, **ev)
         assert not finding.ok and finding.location.path == "conf/b.json"
         assert run("file_exists", {"paths": ["conf/*.yaml"]}, **ev).found == "missing: conf/*.yaml"
+
+    @pytest.mark.parametrize(("char", "code"), [("\x00", "U+0000"), ("\x1b", "U+001B")])
+    def test_a_control_character_in_yaml_is_a_finding_not_a_crash(self, char, code):
+        ev = {"files": files(**{"conf/a.yaml": f"a: 1\nb: x{char}y\n"})}
+        finding = run("file_exists", {"paths": ["conf/a.yaml"], "parses": "yaml"}, **ev)
+        assert not finding.ok
+        assert finding.found.startswith(
+            f"conf/a.yaml line 2: invalid YAML: control character {code} is not allowed in YAML"
+        )
+        assert (finding.location.path, finding.location.line) == ("conf/a.yaml", 2)
 
     def test_star_does_not_cross_folders_but_double_star_does(self):
         ev = {"files": files(**{"tests/data/deep/test_x.py": ""})}
@@ -107,6 +149,13 @@ class TestFiles:
         assert run("dataset_files", {"folders": "datasets/*", "require": ["x"]}, **ev).found == (
             "no dataset folder matches datasets/*"
         )
+
+    def test_dataset_folders_at_the_globs_depth_or_any_depth(self):
+        ev = {"files": files(**{"data/raw/c/datasheet.md": "", "data/raw/schema.json": ""})}
+        params = {"folders": "data/*", "require": ["schema.json"]}
+        assert run("dataset_files", params, **ev).found == "1 dataset(s) documented: data/raw"
+        deep = run("dataset_files", {**params, "folders": "data/**"}, **ev)
+        assert deep.found == "data/raw/c lacks schema.json"
 
     def test_markdown_sections_point_at_the_empty_heading(self):
         card = "# Card\n\n## Intended use\nScoring.\n\n## Caveats\n\n## Owner\nana\n"
@@ -167,6 +216,22 @@ class TestValidationReport:
         assert run(
             "validation_report", {"path": "r.json"}, files=files(**{"r.json": json.dumps(report)})
         ).ok
+
+    @pytest.mark.parametrize(
+        "report",
+        [
+            {"success": False, "run_results": [1], "results": ["x", {"success": False}]},
+            {"success": False, "run_results": {"r": "x"}, "results": {"a": 1}},
+            {"success": False, "results": [{"expectation_config": ["odd"]}]},
+            {"tests": ["x", {"name": "Rows", "status": "FAIL"}]},
+        ],
+    )
+    def test_an_oddly_shaped_report_fails_with_reason(self, report):
+        finding = run(
+            "validation_report", {"path": "r.json"}, files=files(**{"r.json": json.dumps(report)})
+        )
+        assert not finding.ok and finding.found.startswith("r.json: ")
+        assert "failed" in finding.found
 
     def test_unknown_format_fails_with_reason(self):
         finding = run("validation_report", {"path": "r.json"}, files=files(**{"r.json": "[1, 2]"}))

@@ -227,3 +227,197 @@ def test_events_lists_what_arrived_and_why_it_was_ignored(tmp_path):
     assert [(e["delivery_id"], e["reason"]) for e in ignored] == [
         ("d2", "repository acme/x belongs to no project")
     ]
+
+
+def test_a_control_character_in_a_repository_file_never_crashes_check(tmp_path):
+    scenario = json.loads((EXAMPLES / "monitoring-attached.passed.json").read_text())
+    config = scenario["evidence"]["files"]["monitoring/config.yaml"]
+    config["content"] = config["content"].replace("owner:", "owner:\x00", 1)
+    path = tmp_path / "nul.json"
+    path.write_text(json.dumps(scenario))
+    done = phasegate("check", "churn-model", "-e", str(path), "--format", "json", cwd=tmp_path)
+    assert "Traceback" not in done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] in ("error", "blocked") and done.returncode in (1, 4)
+    check = next(c for c in result["checks"] if c["id"] == "monitoring-config")
+    assert check["outcome"] in ("error", "failed")
+    assert "U+0000" in check["found"] or "#x0000" in check["found"]
+
+
+WAIVE = ["waive", "churn-model", "--gate", "problem-framed", "--check", "solution-architecture"]
+
+
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        (
+            ["--by", "bob", "--reason", "x", "--for", "7d"],
+            "waiver by bob refused: may not waive 'solution-architecture' (needs role ds-lead)",
+        ),
+        (["--by", "alice", "--reason", "  ", "--for", "7d"], "a waiver needs a reason"),
+        (
+            ["--by", "alice", "--reason", "x", "--for", "60d"],
+            "for 60d lasts longer than the policy allows (30d at most)",
+        ),
+        (["--by", "zed", "--reason", "x", "--for", "7d"], "unknown person 'zed'"),
+        (["--by", "alice", "--reason", "x", "--for", "a week"], "--for: invalid duration"),
+    ],
+)
+def test_waive_refuses_what_the_policies_do_not_allow(tmp_path, args, refusal):
+    env = {"PHASEGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'pg.db'}"}
+    done = phasegate(*WAIVE, *args, cwd=tmp_path, env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert refusal in done.stderr
+    assert "Traceback" not in done.stderr
+    db = tmp_path / "pg.db"
+    if db.exists():  # nothing stored: no waiver, no re-evaluation queued
+        with sqlite3.connect(db) as connection:
+            assert list(connection.execute("SELECT count(*) FROM waivers")) == [(0,)]
+            assert list(connection.execute("SELECT count(*) FROM inbox_events")) == [(0,)]
+
+
+def test_waive_unknown_check_gate_or_project(tmp_path):
+    env = {"PHASEGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'pg.db'}"}
+    rest = ["--by", "alice", "--reason", "x", "--for", "7d"]
+    check = phasegate(*WAIVE[:-1], "nope", *rest, cwd=tmp_path, env=env)
+    assert check.returncode == 2
+    assert "gate problem-framed has no check 'nope' (its checks: ask-sections," in check.stderr
+    gate = phasegate("waive", "churn-model", "-g", "nope", "-c", "x", *rest, cwd=tmp_path, env=env)
+    assert gate.returncode == 2 and "unknown gate 'nope'" in gate.stderr
+    project = phasegate("waive", "fraud", "-g", "problem-framed", "-c", "x", *rest, cwd=tmp_path)
+    assert project.returncode == 2 and "unknown project 'fraud'" in project.stderr
+
+
+def test_a_granted_waiver_is_stored_audited_listed_and_applied(tmp_path):
+    env = {"PHASEGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'pg.db'}"}
+    granted = phasegate(
+        *WAIVE,
+        "--by",
+        "alice-ds",  # known by their GitHub login too
+        "--reason",
+        "Standard batch template; doc in sprint 48",
+        "--for",
+        "7d",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert granted.returncode == 0, granted.stderr
+    assert granted.stdout.startswith(
+        "waiver #1: alice waives problem-framed / solution-architecture for churn-model until"
+    )
+    assert "queued for re-evaluation (inbox event #1)" in granted.stdout
+    [waiver] = json.loads(phasegate("waivers", "--json", cwd=tmp_path, env=env).stdout)
+    assert (waiver["project"], waiver["check"], waiver["person"]) == (
+        "churn-model",
+        "solution-architecture",
+        "alice",
+    )
+    text = phasegate("waivers", "churn-model", cwd=tmp_path, env=env).stdout
+    assert "churn-model · problem-framed · solution-architecture: waived by alice" in text
+    assert "(6d left)" in text and "reason: Standard batch template" in text
+    events = phasegate("events", cwd=tmp_path, env=env).stdout
+    assert "phasegate  waiver.granted" in events
+    with sqlite3.connect(tmp_path / "pg.db") as connection:
+        actions = [row[0] for row in connection.execute("SELECT action FROM audit_log")]
+    assert "waiver.granted" in actions
+    # The next evaluation applies it: the missing architecture doc is waived.
+    scenario = json.loads((EXAMPLES / "problem-framed.waived.json").read_text())
+    scenario.pop("waivers")
+    scenario.pop("now")
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(scenario))
+    done = phasegate(
+        "check", "churn-model", "-e", str(path), "--record", "-f", "json", cwd=tmp_path, env=env
+    )
+    result = json.loads(done.stdout)
+    check = next(c for c in result["checks"] if c["id"] == "solution-architecture")
+    assert (check["outcome"], check["waiver"]["person"]) == ("waived", "alice")
+    assert result["status"] == "passed", done.stdout
+
+
+def test_record_stores_the_scenarios_approvals_and_waivers(tmp_path):
+    db = tmp_path / "pg.db"
+    env = {"PHASEGATE_DATABASE_URL": f"sqlite:///{db}"}
+    example = str(EXAMPLES / "problem-framed.waived.json")
+    for _ in range(2):  # recorded twice: stored once
+        done = phasegate("check", "churn-model", "-e", example, "--record", cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+    with sqlite3.connect(db) as connection:
+        approvals = sorted(connection.execute("SELECT person, source FROM approvals"))
+        waivers = list(connection.execute("SELECT check_id, person FROM waivers"))
+        actions = [row[0] for row in connection.execute("SELECT action FROM audit_log")]
+    assert approvals == [
+        ("alice", f"scenario {example}"),
+        ("bob", f"scenario {example}"),
+    ]
+    assert waivers == [("solution-architecture", "alice")]
+    assert actions.count("approval.approve") == 2 and actions.count("waiver.granted") == 1
+    # The recorded decision is explained by the store alone: evaluated on what it holds.
+    [evaluation] = [
+        r
+        for r in json.loads(phasegate("status", "--json", cwd=tmp_path, env=env).stdout)[0][
+            "gates"
+        ].items()
+    ]
+    assert evaluation[1]["status"] == "passed"
+
+
+def test_record_refuses_a_scenario_waiver_the_policies_do_not_allow(tmp_path):
+    db = tmp_path / "pg.db"
+    env = {"PHASEGATE_DATABASE_URL": f"sqlite:///{db}"}
+    scenario = json.loads((EXAMPLES / "problem-framed.waived.json").read_text())
+    scenario["waivers"][0]["person"] = "bob"
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(scenario))
+    done = phasegate("check", "churn-model", "-e", str(path), "--record", cwd=tmp_path, env=env)
+    assert done.returncode == 2
+    assert (
+        "waiver of 'solution-architecture' by bob: may not waive 'solution-architecture' "
+        "(needs role ds-lead); nothing was recorded"
+    ) in done.stderr
+    with sqlite3.connect(db) as connection:
+        assert list(connection.execute("SELECT count(*) FROM approvals")) == [(0,)]
+        assert list(connection.execute("SELECT count(*) FROM evaluations")) == [(0,)]
+
+
+def test_status_shows_who_rejected_and_why(tmp_path):
+    env = {"PHASEGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'pg.db'}"}
+    scenario = json.loads((EXAMPLES / "problem-framed.passed.json").read_text())
+    scenario["approvals"][0].update(
+        decision="reject", reason="Success criteria do not name the retention target"
+    )
+    path = tmp_path / "rejected.json"
+    path.write_text(json.dumps(scenario))
+    done = phasegate("check", "churn-model", "-e", str(path), "--record", cwd=tmp_path, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    text = phasegate("status", cwd=tmp_path, env=env).stdout
+    assert "problem-framed" in text and "blocked" in text
+    assert "rejected by bob: Success criteria do not name the retention target" in text
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_running_engine_applies_a_granted_waiver_on_its_next_pass(world):
+    from flows.process_inbox import process_inbox
+
+    world.use_evidence("problem-framed.waived.json")  # no solution architecture doc
+    world.event("d-1")
+    process_inbox()
+    [before] = world.store.evaluations("churn-model")
+    outcomes = {c["id"]: c["outcome"] for c in before.result["checks"]}
+    assert outcomes["solution-architecture"] == "failed"
+
+    granted = phasegate(
+        *WAIVE,
+        "--by",
+        "alice",
+        "--reason",
+        "Standard batch template",
+        "--for",
+        "14d",
+        cwd=world.root,
+    )
+    assert granted.returncode == 0, granted.stderr
+    assert process_inbox()["decisions"] == 1  # the queued re-evaluation, no webhook needed
+    after = world.store.last_evaluations("churn-model")["problem-framed"]
+    check = next(c for c in after.result["checks"] if c["id"] == "solution-architecture")
+    assert (check["outcome"], check["waiver"]["person"]) == ("waived", "alice")

@@ -157,13 +157,19 @@ def test_waiver_by_allowed_role_waives_and_wrong_role_is_ignored(small_dir):
     assert result.checks[0].outcome == "failed"
     assert result.ignored[0].reason == "may not waive 'metric' (needs role lead)"
     too_long = good.model_copy(update={"expires_at": NOW + timedelta(days=30)})
-    assert (
-        run(policies, ev, [], [too_long])
-        .ignored[0]
-        .reason.endswith("longer than the policy allows")
+    assert run(policies, ev, [], [too_long]).ignored[0].reason == (
+        "a waiver of 'metric' for 31d lasts longer than the policy allows (2w at most)"
     )
     expired = good.model_copy(update={"expires_at": NOW - timedelta(minutes=1)})
-    assert "expired" in run(policies, ev, [], [expired]).ignored[0].reason
+    assert run(policies, ev, [], [expired]).ignored[0].reason == (
+        "waiver of 'metric' expired 2026-11-20 11:59Z"
+    )
+    future = good.model_copy(
+        update={"at": NOW + timedelta(days=1), "expires_at": NOW + timedelta(days=3)}
+    )
+    result = run(policies, ev, [], [future])
+    assert result.checks[0].outcome == "failed"
+    assert result.ignored[0].reason == "waiver of 'metric' is not valid until 2026-11-21 12:00Z"
 
 
 def test_approvals_count_distinct_people_with_the_role(small_dir):
@@ -307,3 +313,85 @@ def test_a_source_that_was_down_makes_its_checks_error_not_fail(small_dir):
     )
     assert outcomes["card"] == "failed"  # files were readable: an honest failure
     assert result.status == "error"
+
+
+def test_a_check_kind_that_raises_is_an_error_never_a_crash_or_a_pass(small_dir, monkeypatch):
+    from gates.checks import KINDS, CheckKind
+    from gates.checks.base import Params
+
+    def buggy(params: Params, ev: Evidence):
+        return ev.files["docs/missing.md"]  # a kind with a bug meeting evidence it did not expect
+
+    monkeypatch.setitem(
+        KINDS, "buggy", CheckKind("buggy", "a kind with a bug", Params, buggy, lambda p: [])
+    )
+    policies = policies_with(small_dir, "  - id: fragile\n    kind: buggy\n    hint: Tell us.\n")
+    result = run(policies, evidence())
+    check = result.checks[0]
+    assert (result.status, check.outcome) == ("error", "error")
+    assert check.found == "check kind buggy failed: KeyError: 'docs/missing.md'"
+    assert check.hint == "Tell us."
+
+
+TWO_RULES = """\
+kind: Gate
+id: framed
+checks:
+  - id: metric
+    expr: ask.primary_metric != null
+approvals:
+  - roles: [lead]
+  - roles: [owner]
+"""
+
+
+def two_rule_policies(small_dir: Path, lead: str, owner: str):
+    (small_dir / "gate.yaml").write_text(TWO_RULES)
+    (small_dir / "project.yaml").write_text(
+        f"kind: Project\nkey: demo\npeople:\n  lead: {lead}\n  owner: {owner}\n"
+    )
+    return load_or_raise(small_dir)
+
+
+def test_one_person_with_two_roles_satisfies_one_rule_only(small_dir):
+    policies = two_rule_policies(small_dir, lead="[ann]", owner="[ann, ben]")
+    ev = evidence(ask=ASK)
+    result = run(policies, ev, [approval("ann", policies, ev)])
+    assert result.status == "awaiting_approval"
+    assert [(r.rule, r.approvers) for r in result.approvals] == [("lead", ["ann"]), ("owner", [])]
+    assert result.approvals[1].candidates == ["ben"]  # ann is already counted
+    assert [(i.person, i.reason) for i in result.ignored] == [
+        (
+            "ann",
+            "counted for lead, not also for owner: one person's approval counts toward one rule only",
+        )
+    ]
+    both = run(policies, ev, [approval("ann", policies, ev), approval("ben", policies, ev)])
+    assert both.status == "passed" and both.ignored == []
+
+
+def test_approvals_are_matched_to_rules_not_taken_first_come(small_dir):
+    # ann may approve for either rule, ben only as lead. Ann approved first: counting her for
+    # the first rule she fits (lead) would leave owner empty although both can be satisfied.
+    policies = two_rule_policies(small_dir, lead="[ann, ben]", owner="[ann]")
+    ev = evidence(ask=ASK)
+    first = approval("ann", policies, ev, at=NOW - timedelta(hours=2))
+    second = approval("ben", policies, ev, at=NOW - timedelta(hours=1))
+    result = run(policies, ev, [first, second])
+    assert [(r.rule, r.approvers) for r in result.approvals] == [
+        ("lead", ["ben"]),
+        ("owner", ["ann"]),
+    ]
+    assert result.status == "passed"
+
+
+def test_a_scenario_about_an_unknown_project_is_refused(default_policies):
+    from gates.policy import Scenario
+    from gates.scenario import ScenarioError, decide
+
+    scenario = Scenario.model_validate({"evidence": {"project": {"key": "fraud-model"}}})
+    with pytest.raises(
+        ScenarioError,
+        match=r"unknown project 'fraud-model' \(projects in the policies: churn-model\)",
+    ):
+        decide(default_policies, scenario)

@@ -64,3 +64,38 @@ def test_other_events_and_phases_do_not_regress(default_policies):
     assert regress(life, "operation", {**DRIFT, "labels": {"category": "latency"}}, {}, NOW) is None
     assert regress(life, "operation", {**DRIFT, "labels": {}}, {}, NOW) is None
     assert regress(life, "operation", {**DRIFT, "kind": "alert.resolved"}, {}, NOW) is None
+
+
+def test_a_stale_decision_is_recorded_but_not_applied(default_policies, tmp_path, caplog):
+    from flows.decisions import record
+    from gates.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store.migrate()
+    store.ensure_project("churn-model", "framing", NOW)
+    passed = result(default_policies, "problem-framed.passed.json")
+    assert record(store, default_policies, passed, "framing").to_phase == "data"
+    store.transition(
+        project="churn-model",
+        to_phase="experimentation",
+        kind="advance",
+        reason="gate data-assumptions-checked passed",
+        evaluation_id=None,
+        at=passed.evaluated_at + timedelta(hours=1),
+        expected_phase="data",
+    )
+    # The problem-framed decision again, from a flow that still believes the project is in
+    # framing: kept as an evaluation, but the project does not go back to data.
+    assert record(store, default_policies, passed, "framing") is None
+    assert store.project("churn-model").phase == "experimentation"
+    assert [t.to_phase for t in store.transitions("churn-model")] == [
+        "framing",
+        "data",
+        "experimentation",
+    ]
+    assert len(store.evaluations("churn-model")) == 2
+    assert (
+        "churn-model: not moved framing → data (gate problem-framed passed): "
+        "the project left framing before this decision was recorded"
+    ) in caplog.text
+    store.dispose()

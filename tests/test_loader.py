@@ -179,6 +179,86 @@ MISTAKES = [
     pytest.param(
         "gate.yaml",
         "      label: Ask",
+        "      label: A\x00sk",
+        "gate.yaml:7:15: YAML syntax error: control character U+0000 is not allowed in YAML",
+        id="nul-byte",
+    ),
+    pytest.param(
+        "gate.yaml",
+        "      label: Ask",
+        "      label: \x1b[1mAsk",
+        "gate.yaml:7:14: YAML syntax error: control character U+001B is not allowed in YAML",
+        id="esc-byte",
+    ),
+    pytest.param(
+        "gate.yaml",
+        "  - roles: [lead]\n    count: 1",
+        "  - <<: {roles: [leed]}\n    count: 1",
+        "gate.yaml:12:18: unknown role 'leed' (did you mean 'lead'?)",
+        id="merge-key-with-siblings",
+    ),
+    pytest.param(
+        "gate.yaml",
+        "  - roles: [lead]\n    count: 1",
+        "  - <<: {roles: [lead], count: x}",
+        "gate.yaml:12:32: approvals.0.count: Input should be a valid integer",
+        id="merge-key-alone",
+    ),
+    pytest.param(
+        "lifecycle.yaml",
+        "    gate: framed\n",
+        "    gate: framed\n  - from: framing\n    to: framing\n    gate: framed\n",
+        "lifecycle.yaml:9:11: duplicate transition from phase 'framing' (first defined at lifecycle.yaml:6)",
+        id="two-transitions-from-one-phase",
+    ),
+    pytest.param(
+        "lifecycle.yaml",
+        "    gate: framed\n",
+        "    gate: framed\nregressions:\n"
+        "  - {id: drift, when: 'true', from: [data], to: framing}\n"
+        "  - {id: drift, when: 'false', from: [data], to: framing}\n",
+        "lifecycle.yaml:11:10: duplicate regression id 'drift' (first defined at lifecycle.yaml:10)",
+        id="duplicate-regression-id",
+    ),
+    pytest.param(
+        "gate.yaml",
+        "    expr: ask.primary_metric != null",
+        "    expr: 1 + 1",
+        "gate.yaml:10:11: CEL: `expr` must be true or false, but this gives int",
+        id="cel-not-boolean",
+    ),
+    pytest.param(
+        "gate.yaml",
+        "    expr: ask.primary_metric != null",
+        "    expr: ask.primary_metric != null\n    if: \"'always'\"",
+        "gate.yaml:11:9: CEL: `if` must be true or false, but this gives string",
+        id="cel-if-not-boolean",
+    ),
+    pytest.param(
+        "lifecycle.yaml",
+        "    gate: framed\n",
+        "    gate: framed\nregressions:\n  - {id: drift, when: 'event.kind', from: [data], to: framing}\n"
+        "  - {id: size, when: 'size(event.labels)', from: [data], to: framing}\n",
+        "lifecycle.yaml:11:22: CEL: `when` must be true or false, but this gives int",
+        id="cel-when-not-boolean",
+    ),
+    pytest.param(
+        "gate.yaml",
+        "      label: Ask",
+        "      label: !upper Ask",
+        "gate.yaml:7:14: tags such as !upper are not supported: write the plain value",
+        id="yaml-tag",
+    ),
+    pytest.param(
+        "gate.yaml",
+        "    checks: [ask]\n",
+        "    checks: [ask]\n---\n# notes\n|\n  not a policy\n",
+        "gate.yaml:19:1: a policy document must be a mapping with a 'kind'",
+        id="block-scalar-document",
+    ),
+    pytest.param(
+        "gate.yaml",
+        "      label: Ask",
         "      label: Ask\n      label: Data",
         "gate.yaml:8:7: YAML syntax error: while constructing a mapping found duplicate key",
         id="yaml-duplicate-key",
@@ -291,3 +371,38 @@ def test_a_document_with_a_type_error_still_gets_its_other_checks(small_dir):
     errors = errors_of(small_dir)
     assert [e.split(": ", 1)[0] for e in errors] == ["gate.yaml:5:11", "gate.yaml:13:12"], errors
     assert not any("lifecycle.yaml" in e for e in errors)  # the gate's id is still known
+
+
+def test_a_merge_key_supplies_values(small_dir):
+    edit(
+        small_dir,
+        "gate.yaml",
+        "  - roles: [lead]\n    count: 1",
+        "  - <<: {roles: [lead]}\n    count: 1",
+    )
+    result = load_policies(small_dir)
+    assert result.errors == []
+    assert result.policies.gates["framed"].approvals[0].roles == ["lead"]
+
+
+def test_an_alias_bomb_is_refused_quickly(small_dir):
+    # Six levels of nine aliases each: 531,441 nodes once expanded, from a 10-line file.
+    lines = ["kind: Roles", "roles:", "  - id: extra", "lol0: &a0 [lol]"]
+    lines += [f"lol{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 7)]
+    (small_dir / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    errors = errors_of(small_dir)
+    assert errors == ["bomb.yaml:4:12: too many nodes after expanding aliases (limit 100000)"]
+
+
+def test_a_control_character_keeps_the_last_valid_set_in_force(small_dir):
+    active = ActivePolicies(small_dir)
+    assert active.reload() == []
+    good = active.current.policy_hash
+    edit(small_dir, "people.yaml", "  - id: ben", "  - id: b\x00en")
+    errors = active.reload()
+    shown = [str(e).replace(str(small_dir) + "/", "") for e in errors]
+    assert (
+        "people.yaml:10:10: YAML syntax error: control character U+0000 is not allowed in YAML: "
+        'remove it, or write it as the escape "\\x00" inside a double-quoted string'
+    ) in shown
+    assert active.current.policy_hash == good

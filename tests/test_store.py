@@ -270,6 +270,61 @@ def test_failed_transition_changes_nothing(store: Store) -> None:
     assert len(store.audit_log()) == audit_rows
 
 
+def test_a_stale_decision_does_not_move_the_project(store: Store) -> None:
+    store.ensure_project("churn", "framing", T0)
+
+    def advance(from_phase: str, to_phase: str, minutes: int):
+        return store.transition(
+            project="churn",
+            to_phase=to_phase,
+            kind="advance",
+            reason=f"gate out of {from_phase} passed",
+            evaluation_id=None,
+            at=T0 + timedelta(minutes=minutes),
+            expected_phase=from_phase,
+        )
+
+    assert advance("framing", "data", 1).from_phase == "framing"
+    assert advance("data", "experimentation", 2).from_phase == "data"
+    audit_rows = len(store.audit_log())
+    # The first decision replayed (a redelivered event, a retried flow): it was made in
+    # framing, and would move the project back to data labelled "advance".
+    assert advance("framing", "data", 3) is None
+    assert store.project("churn").phase == "experimentation"
+    assert [t.to_phase for t in store.transitions("churn")] == [
+        "framing",
+        "data",
+        "experimentation",
+    ]
+    assert len(store.audit_log()) == audit_rows
+
+
+def test_two_deciders_from_one_phase_move_the_project_once(
+    new_store: Callable[[], Store],
+) -> None:
+    first = new_store()
+    first.migrate()
+    first.ensure_project("churn", "framing", T0)
+    stores = [first, new_store()]
+
+    def decide(store: Store, to_phase: str) -> Callable[[], object]:
+        return lambda: store.transition(
+            project="churn",
+            to_phase=to_phase,
+            kind="advance",
+            reason="gate passed",
+            evaluation_id=None,
+            at=T0,
+            expected_phase="framing",
+        )
+
+    moved = run_concurrently([decide(stores[0], "data"), decide(stores[1], "elsewhere")])
+    applied = [m for m in moved if m is not None]
+    assert len(applied) == 1
+    assert first.project("churn").phase == applied[0].to_phase
+    assert [t.kind for t in first.transitions("churn")] == ["init", "advance"]
+
+
 def test_regressions_remember_their_rule(store: Store) -> None:
     store.ensure_project("churn", "operation", T0)
     store.ensure_project("fraud", "operation", T0)
@@ -497,17 +552,25 @@ def test_simultaneous_opposite_decisions_are_both_applied(
 
 def test_waivers_round_trip(store: Store) -> None:
     store.ensure_project("churn", "framing", T0)
-    row = store.add_waiver(
-        project="churn",
-        gate="problem-framed",
-        check_id="architecture-doc",
-        person="lead",
-        reason="doc lives in Confluence this quarter",
-        at=T0,
-        expires_at=T0 + timedelta(days=30),
-    )
+    grant = {
+        "project": "churn",
+        "gate": "problem-framed",
+        "check_id": "architecture-doc",
+        "person": "lead",
+        "reason": "doc lives in Confluence this quarter",
+        "at": T0,
+        "expires_at": T0 + timedelta(days=30),
+    }
+    row, created = store.add_waiver(**grant)
+    again, created_again = store.add_waiver(**grant)  # the same grant recorded twice
 
-    assert row.id is not None
+    assert row.id is not None and created
+    assert (again.id, created_again) == (row.id, False)
+    assert [r.action for r in store.audit_log()].count("waiver.granted") == 1
+    assert [r.id for r in store.waivers_in_force(T0 + timedelta(days=1))] == [row.id]
+    assert store.waivers_in_force(T0 + timedelta(days=1), project="fraud") == []
+    assert store.waivers_in_force(T0 + timedelta(days=30)) == []  # ended
+    assert store.waivers_in_force(T0 - timedelta(seconds=1)) == []  # not begun
     assert store.waivers("churn", "problem-framed") == [
         Waiver(
             check="architecture-doc",

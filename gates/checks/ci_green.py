@@ -6,6 +6,7 @@ phasegate's own checks are ignored by default: a gate must not wait on itself.
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
+from functools import cached_property
 
 from pydantic import Field
 
@@ -23,6 +24,12 @@ class CiGreen(Params):
         default_factory=lambda: ["phasegate*"], description="Globs of names to ignore."
     )
 
+    @cached_property
+    def expected(self) -> str:
+        if not self.required:
+            return "all CI checks green"
+        return f"all CI checks green, including {listing(self.required)}"
+
 
 def _reads(params: CiGreen) -> list[PathKey]:
     return [("github", "checks")]
@@ -30,9 +37,7 @@ def _reads(params: CiGreen) -> list[PathKey]:
 
 @register("ci_green", "CI checks on the gated commit are green", CiGreen, _reads)
 def run(params: CiGreen, evidence: Evidence) -> Finding:
-    expected = "all CI checks green" + (
-        f", including {listing(params.required)}" if params.required else ""
-    )
+    expected = params.expected
     checks = [
         c for c in evidence.github.checks if not any(fnmatchcase(c.name, g) for g in params.ignore)
     ]

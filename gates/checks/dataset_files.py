@@ -6,6 +6,8 @@ must contain a match for every entry of ``require``.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from pydantic import Field
 
 from gates.checks.base import Finding, Params, listing, register
@@ -17,26 +19,40 @@ class DatasetFiles(Params):
     folders: str = Field(description="Glob of dataset folders, e.g. data/*")
     require: list[str] = Field(min_length=1, description="Globs relative to each folder.")
 
+    @cached_property
+    def expected(self) -> str:
+        return f"each dataset folder {self.folders} has {listing(self.require)}"
+
 
 def _reads(params: DatasetFiles) -> list[PathKey]:
     return [("files",)]
 
 
 def _folders(evidence: Evidence, pattern: str) -> list[str]:
-    regex = glob_regex(pattern.rstrip("/"))
+    pattern = pattern.rstrip("/")
+    regex = glob_regex(pattern)
+    # Without "**" a folder matching the glob has as many levels as the glob: one candidate
+    # per file, not one per level of every path.
+    levels = None if "**" in pattern else pattern.count("/") + 1
     folders = set()
     for path, file in evidence.files.items():
+        if not file.exists:
+            continue
         parts = path.split("/")
-        for depth in range(1, len(parts)):
+        if levels is None:
+            depths: range | list[int] = range(1, len(parts))
+        else:
+            depths = [levels] if levels < len(parts) else []
+        for depth in depths:
             folder = "/".join(parts[:depth])
-            if file.exists and regex.match(folder):
+            if regex.match(folder):
                 folders.add(folder)
     return sorted(folders)
 
 
 @register("dataset_files", "each dataset folder has the required files", DatasetFiles, _reads)
 def run(params: DatasetFiles, evidence: Evidence) -> Finding:
-    expected = f"each dataset folder {params.folders} has {listing(params.require)}"
+    expected = params.expected
     folders = _folders(evidence, params.folders)
     if not folders:
         return Finding(False, expected, f"no dataset folder matches {params.folders}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
 from pydantic import Field
@@ -17,6 +18,12 @@ class FileExists(Params):
         default=None, description="Also require every matched file to parse."
     )
 
+    @cached_property
+    def expected(self) -> str:
+        if not self.parses:
+            return f"{listing(self.paths)} present"
+        return f"{listing(self.paths)} present and valid {self.parses.upper()}"
+
 
 def _reads(params: FileExists) -> list[PathKey]:
     if any(is_glob(p) for p in params.paths):
@@ -26,9 +33,7 @@ def _reads(params: FileExists) -> list[PathKey]:
 
 @register("file_exists", "files exist (and parse)", FileExists, _reads)
 def run(params: FileExists, evidence: Evidence) -> Finding:
-    expected = listing(params.paths) + (
-        " present" if not params.parses else f" present and valid {params.parses.upper()}"
-    )
+    expected = params.expected
     missing = [p for p in params.paths if not matching_files(evidence, p)]
     if missing:
         return Finding(False, expected, f"missing: {listing(missing)}")

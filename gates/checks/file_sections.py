@@ -6,6 +6,8 @@ failure points at the heading's line so a check-run annotation lands where to wr
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from pydantic import Field
 
 from gates.checks.base import Finding, Location, Params, listing, register
@@ -20,6 +22,10 @@ class FileSections(Params):
         default_factory=dict, description="heading -> template text that does not count as filled"
     )
 
+    @cached_property
+    def expected(self) -> str:
+        return f"{self.path} with {listing([repr(s) for s in self.sections])} filled in"
+
 
 def _reads(params: FileSections) -> list[PathKey]:
     return [("files", params.path)]
@@ -27,7 +33,7 @@ def _reads(params: FileSections) -> list[PathKey]:
 
 @register("file_sections", "Markdown file has sections filled", FileSections, _reads)
 def run(params: FileSections, evidence: Evidence) -> Finding:
-    expected = f"{params.path} with {listing([repr(s) for s in params.sections])} filled in"
+    expected = params.expected
     file = evidence.files.get(params.path)
     if file is None or not file.exists:
         return Finding(False, expected, f"{params.path} does not exist")

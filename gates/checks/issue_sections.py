@@ -6,6 +6,7 @@ placeholder: a copied template is the most common way a gate gets fooled.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
 from gates.checks.base import Finding, Params, listing, register
@@ -17,6 +18,17 @@ class IssueSections(Params):
     label: str
     sections: list[str] = []
     checkboxes: Literal["all", "none"] | list[str] = "none"
+
+    @cached_property
+    def expected(self) -> str:
+        wanted = [f"'{s}'" for s in self.sections]
+        text = f"an issue labelled {self.label}"
+        if wanted:
+            text += f" with {listing(wanted)} filled in"
+        if self.checkboxes != "none":
+            boxes = "all" if self.checkboxes == "all" else listing(self.checkboxes)
+            text += f"; {boxes} boxes ticked"
+        return text
 
 
 def _problems(issue: Issue, params: IssueSections) -> list[str]:
@@ -47,14 +59,7 @@ def _reads(params: IssueSections) -> list[PathKey]:
     _reads,
 )
 def run(params: IssueSections, evidence: Evidence) -> Finding:
-    wanted = [f"'{s}'" for s in params.sections]
-    expected = f"an issue labelled {params.label}"
-    if wanted:
-        expected += f" with {listing(wanted)} filled in"
-    if params.checkboxes != "none":
-        expected += (
-            f"; {'all' if params.checkboxes == 'all' else listing(params.checkboxes)} boxes ticked"
-        )
+    expected = params.expected
     issues = evidence.issues_labelled(params.label)
     if not issues:
         return Finding(False, expected, f"no issue labelled {params.label}")

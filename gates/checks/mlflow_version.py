@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
 from gates.checks.base import Finding, Params, listing, register
@@ -19,6 +20,10 @@ _WORDS: dict[str, str] = {
 
 class MlflowVersion(Params):
     require: list[Property] = ["ready", "signature", "input_example", "environment"]
+
+    @cached_property
+    def expected(self) -> str:
+        return "a registered model version with " + listing([_WORDS[p] for p in self.require])
 
 
 def _missing(version: ModelVersion, prop: str) -> str | None:
@@ -44,7 +49,7 @@ def _reads(params: MlflowVersion) -> list[PathKey]:
     _reads,
 )
 def run(params: MlflowVersion, evidence: Evidence) -> Finding:
-    expected = "a registered model version with " + listing([_WORDS[p] for p in params.require])
+    expected = params.expected
     version = evidence.mlflow.version
     if version is None:
         return Finding(False, expected, "no model version registered for this project")

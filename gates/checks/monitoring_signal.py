@@ -9,6 +9,7 @@ repository at ``paths`` (Evidently JSON, read by :mod:`gates.evidently`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -32,6 +33,12 @@ class MonitoringSignal(Params):
         if self.paths and "report" not in self.kinds:
             raise ValueError("paths name report files: add 'report' to kinds, or drop paths")
         return self
+
+    @cached_property
+    def expected(self) -> str:
+        kinds = listing(list(self.kinds)).replace(" and ", " or ")
+        where = f" (reports posted to phasegate or at {listing(self.paths)})" if self.paths else ""
+        return f"at least one monitoring {kinds}{where}"
 
 
 def _reads(params: MonitoringSignal) -> list[PathKey]:
@@ -79,9 +86,7 @@ def _in_repo(reports: list[_Committed]) -> str:
     "monitoring_signal", "a monitoring heartbeat or report has arrived", MonitoringSignal, _reads
 )
 def run(params: MonitoringSignal, evidence: Evidence) -> Finding:
-    expected = f"at least one monitoring {listing(list(params.kinds)).replace(' and ', ' or ')}"
-    if params.paths:
-        expected += f" (reports posted to phasegate or at {listing(params.paths)})"
+    expected = params.expected
     signals = sorted(
         (s for s in evidence.monitoring.signals if s.kind in params.kinds),
         key=lambda s: s.received_at,

@@ -13,9 +13,10 @@ from functools import lru_cache
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import YAMLError
 
 from gates.evidence import Evidence, File
+from gates.yaml_problem import describe
 
 # What people leave in a section they have not written: GitHub issue forms put
 # "_No response_" in an empty optional field.
@@ -63,8 +64,18 @@ def lookup(by_heading: dict[str, Any], wanted: str) -> Any:
     """Find a section by heading regardless of case, spacing and a trailing colon."""
     if wanted in by_heading:
         return by_heading[wanted]
-    key = heading_key(wanted)
-    return next((v for h, v in by_heading.items() if heading_key(h) == key), None)
+    heading = _heading_index(tuple(by_heading)).get(heading_key(wanted))
+    return None if heading is None else by_heading[heading]
+
+
+@lru_cache(maxsize=1024)
+def _heading_index(headings: tuple[str, ...]) -> dict[str, str]:
+    """Normalised heading -> the heading as written (the first, if two normalise alike):
+    built once per set of headings rather than normalising them all at every look-up."""
+    index: dict[str, str] = {}
+    for heading in headings:
+        index.setdefault(heading_key(heading), heading)
+    return index
 
 
 def emptiness(body: str | None, placeholder: str | None = None) -> str | None:
@@ -102,12 +113,16 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 
 
 def is_glob(pattern: str) -> bool:
-    return any(c in pattern for c in "*?")
+    return "*" in pattern or "?" in pattern
 
 
 def matching_files(evidence: Evidence, pattern: str) -> list[File]:
     """Existing files whose path matches a glob (``*`` within a folder, ``**`` across)."""
-    regex = glob_regex(pattern.removeprefix("./"))
+    pattern = pattern.removeprefix("./")
+    if not is_glob(pattern):  # a plain path: one look-up, not a regex over every file
+        file = evidence.files.get(pattern)
+        return [file] if file is not None and file.exists else []
+    regex = glob_regex(pattern)
     return sorted(
         (f for path, f in evidence.files.items() if f.exists and regex.match(path)),
         key=lambda f: f.path,
@@ -140,7 +155,6 @@ def _parse(content: str, is_json: bool) -> Parsed:
             return Parsed(error=f"invalid JSON: {exc.msg}", line=exc.lineno)
     try:
         return Parsed(YAML(typ="safe", pure=True).load(io.StringIO(content)))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        return Parsed(error=f"invalid YAML: {exc.problem or exc.context}", line=line)
+    except YAMLError as exc:  # also a ReaderError: a control character in the file
+        problem = describe(exc, content)
+        return Parsed(error=f"invalid YAML: {problem.message}", line=problem.line)

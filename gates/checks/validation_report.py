@@ -23,17 +23,27 @@ def _reads(params: ValidationReport) -> list[PathKey]:
     return [("files",)]
 
 
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The mappings of a list a report should hold: a report written by hand or by another
+    tool version may hold anything, and an odd entry is no result rather than a crash."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _great_expectations(report: dict[str, Any]) -> tuple[bool, str]:
-    results = list(report.get("results") or [])
-    for run in (report.get("run_results") or {}).values():
-        results += (run.get("validation_result") or {}).get("results") or []
+    results = _dicts(report.get("results"))
+    for run in _mapping(report.get("run_results")).values():
+        results += _dicts(_mapping(_mapping(run).get("validation_result")).get("results"))
     failed = [r for r in results if not r.get("success")]
     names = []
     for result in failed[:3]:
-        config = result.get("expectation_config") or {}
+        config = _mapping(result.get("expectation_config"))
         name = config.get("expectation_type") or config.get("type") or "expectation"
-        column = (config.get("kwargs") or {}).get("column")
-        names.append(f"{name}({column})" if column else name)
+        column = _mapping(config.get("kwargs")).get("column")
+        names.append(f"{name}({column})" if column else str(name))
     if report["success"]:
         return True, f"Great Expectations: {len(results)} expectation(s) passed"
     detail = f": {', '.join(names)}" if names else ""
@@ -44,7 +54,7 @@ def _great_expectations(report: dict[str, Any]) -> tuple[bool, str]:
 
 
 def _evidently(report: dict[str, Any]) -> tuple[bool, str]:
-    tests = report["tests"]
+    tests = _dicts(report["tests"])
     failed = [t for t in tests if str(t.get("status", "")).upper() in {"FAIL", "ERROR"}]
     if not failed:
         return True, f"Evidently: {len(tests)} test(s) passed"

@@ -294,16 +294,23 @@ class Store:
         evaluation_id: int | None,
         at: datetime,
         rule: str | None = None,
-    ) -> TransitionRow:
+        expected_phase: str | None = None,
+    ) -> TransitionRow | None:
         """Move a project to another phase; a regression names the ``rule`` that caused it.
 
         The phase, the history row and the audit row commit together, and the project row is
-        locked meanwhile: two flows deciding at once cannot both record a move from the same phase.
+        locked meanwhile. ``expected_phase`` makes the move a compare-and-set: it is the phase
+        the caller decided from, and if the project is no longer there (another flow moved it,
+        a stale decision was replayed) nothing is written and None is returned, so two flows
+        deciding at once cannot both move it, and an old decision cannot move it backwards
+        under the name "advance". Without it the move is unconditional (an administrative one).
         """
         if rule is not None and kind != "regress":
             raise ValueError(f"only a regression has a rule; a {kind} transition got {rule!r}")
         with self._transaction(write=True) as session:
             row = self._project(session, project, lock=True)
+            if expected_phase is not None and row.phase != expected_phase:
+                return None
             return self._move(
                 session,
                 row,
@@ -620,10 +627,29 @@ class Store:
         reason: str,
         at: datetime,
         expires_at: datetime,
-    ) -> WaiverRow:
-        """Record that a person let a failing check pass until ``expires_at``, and why."""
+    ) -> tuple[WaiverRow, bool]:
+        """Record that a person let a failing check pass until ``expires_at``, and why; return
+        the row and whether it was written.
+
+        The same grant again (a scenario recorded twice, a retried command) finds the stored
+        row and writes nothing, so the audit log holds each grant once. The project row is
+        locked meanwhile, so two identical grants at once cannot both be written.
+        """
         with self._transaction(write=True) as session:
-            self._project(session, project)
+            self._project(session, project, lock=True)
+            same = session.exec(
+                select(WaiverRow).where(
+                    WaiverRow.project == project,
+                    WaiverRow.gate == gate,
+                    WaiverRow.check_id == check_id,
+                    WaiverRow.person == person,
+                    WaiverRow.reason == reason,
+                    col(WaiverRow.at) == as_utc(at),
+                    col(WaiverRow.expires_at) == as_utc(expires_at),
+                )
+            ).first()
+            if same is not None:
+                return same, False
             waiver = WaiverRow(
                 project=project,
                 gate=gate,
@@ -648,7 +674,19 @@ class Store:
                 },
                 at=at,
             )
-            return waiver
+            return waiver, True
+
+    def waivers_in_force(self, now: datetime, project: str | None = None) -> list[WaiverRow]:
+        """Waivers whose time includes ``now`` (of one project, or all), soonest to end first:
+        what someone asks "what is waived right now?" about."""
+        statement = select(WaiverRow).where(
+            col(WaiverRow.at) <= as_utc(now), col(WaiverRow.expires_at) > as_utc(now)
+        )
+        if project is not None:
+            statement = statement.where(WaiverRow.project == project)
+        statement = statement.order_by(col(WaiverRow.expires_at), col(WaiverRow.id))
+        with self._transaction(write=False) as session:
+            return list(session.exec(statement))
 
     def waivers(self, project: str, gate: str) -> list[Waiver]:
         """A gate's waivers, expired ones included: the evaluator decides with its own ``now``."""
