@@ -13,7 +13,7 @@ from typing import Any
 
 from gates.events import Event
 from gates.evidence import Evidence
-from gates.lifecycle import Move, advance, regress
+from gates.lifecycle import Move, regress
 from gates.policy import PolicySet
 from gates.render import GITHUB_SUMMARY_LIMIT, to_markdown, to_text
 from gates.result import GateResult
@@ -40,10 +40,13 @@ def record(
     evidence: Evidence | None = None,
     github: bool = False,
     slack: bool = False,
+    *,
+    move: Move | None,
 ) -> Move | None:
-    """Keep the evaluation; when it opens the gate out of ``phase``, move the project on.
-    ``github``/``slack``: whether they are connected, so that their side effects are worth
-    queueing."""
+    """Keep the evaluation and make the ``move`` the engine decided (``gates.lifecycle``) from
+    ``phase``; the move made, or None when there was none or the project had left ``phase``
+    meanwhile (another run decided it first). ``github``/``slack``: whether they are
+    connected, so that their side effects are worth queueing."""
     row = store.record_evaluation(
         project=result.project,
         gate=result.gate,
@@ -55,16 +58,17 @@ def record(
         result=result.model_dump(mode="json"),
         at=result.evaluated_at,
     )
-    move = advance(policies.lifecycle, phase, result)
     if move is not None:
-        store.transition(
+        moved = store.transition(
             project=result.project,
             to_phase=move.to_phase,
             kind=move.kind,
             reason=move.reason,
             evaluation_id=row.id,
             at=result.evaluated_at,
+            expect_phase=phase,
         )
+        move = move if moved is not None else None
     for kind, key, payload in side_effects(policies, result, evidence, move, row.id):
         if github or not kind.startswith("github."):
             store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
@@ -149,25 +153,32 @@ def regression(
     policies: PolicySet,
     project: str,
     phase: str,
-    events: Iterable[Event],
+    events: Iterable[tuple[int, Event]],
     now: datetime,
     slack: bool = False,
 ) -> Move | None:
-    """The first event that sends the project back, applied and queued for the owners."""
+    """The first event that sends the project back, applied and queued for the owners.
+
+    ``events`` pairs each event with the inbox row it came in, so that the phase history
+    says which delivery (and which alert) sent the project back."""
     fired = store.last_regressions(project)
-    for event in events:
+    for inbox_id, event in events:
         move = regress(policies.lifecycle, phase, event.for_cel(), fired, now)
         if move is None:
             continue
-        store.transition(
+        cause = _cause(inbox_id, event)
+        moved = store.transition(
             project=project,
             to_phase=move.to_phase,
             kind="regress",
-            reason=move.reason,
+            reason=f"{move.reason} ({cause})",
             evaluation_id=None,
             at=now,
             rule=move.rule,
+            expect_phase=phase,
         )
+        if moved is None:  # another run moved the project meanwhile
+            return None
         store.enqueue_outbox(
             idempotency_key=f"regression:{project}:{move.rule}:{event.occurred_at.isoformat()}",
             kind=DECISION_LOG,
@@ -177,7 +188,7 @@ def regression(
                 "status": "regressed",
                 "summary": move.reason,
                 "moved": f"{move.from_phase} -> {move.to_phase}",
-                "event": {"kind": event.kind, "labels": event.labels},
+                "event": {"inbox_id": inbox_id, "kind": event.kind, "labels": event.labels},
             },
         )
         when = event.occurred_at.isoformat()
@@ -185,3 +196,10 @@ def regression(
             store.enqueue_outbox(idempotency_key=notice[1], kind=notice[0], payload=notice[2])
         return move
     return None
+
+
+def _cause(inbox_id: int, event: Event) -> str:
+    """Which delivery caused a move, as an operator looks it up (``phasegate events``)."""
+    alert = event.labels.get("alertname")
+    what = f"alert {alert}" if alert else f"{event.source} {event.kind}"
+    return f"{what}, inbox event #{inbox_id}"

@@ -23,15 +23,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
+from flows.claims import kept_claimed
 from flows.decisions import record, regression
 from flows.policy_check import check_policy_pull_request
 from flows.runtime import runtime
 from flows.slack_interactions import take
 from gates.active import NoValidPolicies
-from gates.evaluate import evaluate
 from gates.events import Event, route
-from gates.evidence import ProjectEvidence, assemble
 from gates.policy import PolicySet
+from gates.progress import last_sent_back, progress
 from integrations.inbound import normalise
 from integrations.nudge import OUTBOX_EVENT, emit
 from integrations.sources import SourceError
@@ -45,7 +45,8 @@ class Batch:
     """One unit's share of a batch: the inbox rows and the events they carried."""
 
     rows: list[int] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    """Each event with the inbox row it came in."""
 
 
 def _key(unit: Unit) -> str:
@@ -76,68 +77,63 @@ def collect(source: str, units: list[Unit]) -> dict[str, dict[str, Any]]:
 
 @task(name="decide-project", cache_policy=NO_CACHE)
 def decide(
-    project: str, pull: int | None, events: list[dict[str, Any]], collected: list[dict[str, Any]]
+    project: str,
+    pull: int | None,
+    events: list[tuple[int, dict[str, Any]]],
+    collected: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """For a project: apply regressions, then evaluate the gate out of its phase (and the
-    next, while gates keep passing on the same evidence). For a pull request: evaluate the
-    gates that check such PRs; the project still moves only through its own phase's gate."""
+    """For a project: apply regressions, then record what the engine decides from its phase
+    (``gates.progress``). For a pull request: the same for the gates that check such PRs.
+    ``events`` pairs each event with its inbox row."""
     rt, logger = runtime(), get_run_logger()
-    slack = rt.slack is not None
+    slack, github = rt.slack is not None, rt.github is not None
     if errors := [c["error"] for c in collected if "error" in c]:
         raise SourceError("; ".join(errors))
-    fragments = [c["fragment"] for c in collected]
     policies = rt.policies.current
     now = datetime.now(UTC)
     phase = rt.store.ensure_project(project, policies.lifecycle.initial_phase, now).phase
+    regressed = None
     if pull is None:
-        moved = regression(
-            rt.store, policies, project, phase, [Event(**e) for e in events], now, slack=slack
-        )
-        if moved:
+        caused = [(inbox_id, Event(**e)) for inbox_id, e in events]
+        regressed = regression(rt.store, policies, project, phase, caused, now, slack=slack)
+        if regressed:
             logger.warning(
-                "%s: %s → %s (%s)", project, moved.from_phase, moved.to_phase, moved.reason
+                "%s: %s → %s (%s)",
+                project,
+                regressed.from_phase,
+                regressed.to_phase,
+                regressed.reason,
             )
-            phase = moved.to_phase
-    config = policies.projects[project]
-    models = config.mlflow.models if config.mlflow else []
+            phase = regressed.to_phase
+    steps = progress(
+        policies,
+        project,
+        phase,
+        [c["fragment"] for c in collected],
+        lambda gate: rt.store.approvals(project, gate),
+        lambda gate: rt.store.waivers(project, gate),
+        now,
+        pull_request=pull is not None,
+        sent_back=last_sent_back(rt.store.transitions(project)),
+        hold=regressed is not None,
+    )
     decisions = []
-    pending = None if pull is None else _pull_request_gates(policies, fragments)
-    for _ in policies.lifecycle.phases:
-        evidence = assemble(ProjectEvidence(key=project, phase=phase, models=models), fragments)
-        if pending is None:
-            transition = policies.lifecycle.transition_from(phase)
-            gate = policies.gates[transition.gate] if transition else None
-        else:
-            gate = pending.pop(0) if pending else None
-        if gate is None:
-            break
-        approvals, waivers = (
-            rt.store.approvals(project, gate.id),
-            rt.store.waivers(project, gate.id),
+    for step in steps:
+        result = step.result
+        logger.info(
+            "%s%s · %s: %s", project, f" #{pull}" if pull else "", result.gate, result.summary
         )
-        result = evaluate(gate, evidence, approvals, waivers, now, policies)
-        logger.info("%s%s · %s: %s", project, f" #{pull}" if pull else "", gate.id, result.summary)
-        decisions.append({"gate": gate.id, "status": result.status})
+        decisions.append({"gate": result.gate, "status": result.status})
         move = record(
-            rt.store, policies, result, phase, evidence, github=rt.github is not None, slack=slack
+            rt.store, policies, result, step.phase, step.evidence, github, slack, move=step.move
         )
         if move is not None:
             logger.info("%s: %s → %s (%s)", project, move.from_phase, move.to_phase, move.reason)
             phase = move.to_phase
-        elif pending is None:
+        elif step.move is not None:  # the steps after it assumed this move: they do not hold
+            logger.info("%s had left %s (another run decided it first)", project, step.phase)
             break
     return {"project": project, "pull_request": pull, "phase": phase, "decisions": decisions}
-
-
-def _pull_request_gates(policies: PolicySet, fragments: list[dict[str, Any]]) -> list[Any]:
-    pulls = [
-        f["github"]["pull_request"]
-        for f in fragments
-        if (f.get("github") or {}).get("pull_request")
-    ]
-    if not pulls:
-        return []
-    return policies.gates_for_pull_request(pulls[0].get("branch", ""), pulls[0].get("labels", []))
 
 
 def _policy_pull_requests(events: list[Event]) -> set[tuple[str, int]]:
@@ -156,7 +152,11 @@ def _policy_pull_requests(events: list[Event]) -> set[tuple[str, int]]:
 def _triage(
     batch: list[Any], policies: PolicySet, totals: dict[str, int]
 ) -> tuple[dict[Unit, Batch], dict[tuple[str, int], list[int]]]:
-    """Read and route each event; finish at once those that concern no project (with why)."""
+    """Read and route each event; finish at once those that concern no project (with why).
+
+    One event at a time: an event that cannot be read or routed fails alone, with the reason,
+    and the rest of the batch goes on, so one bad delivery never holds up the others.
+    """
     rt, logger = runtime(), get_run_logger()
     work: dict[Unit, Batch] = defaultdict(Batch)
     policy_prs: dict[tuple[str, int], list[int]] = defaultdict(list)
@@ -165,35 +165,52 @@ def _triage(
         try:
             events = normalise(row.source, row.kind, row.payload, row.received_at)
         except Exception as exc:
-            rt.store.finish_inbox_event(row.id, "failed", f"unreadable {row.source} payload: {exc}")
-            totals["failed"] += 1
-            continue
-        if row.source == "slack":
-            project, note = take(row, policies, totals)
-            if project is None:
-                rt.store.finish_inbox_event(row.id, "ignored", note)
-                logger.info("inbox #%s (slack %s): %s", row.id, row.kind, note)
-                totals["ignored"] += 1
+            error = f"unreadable {row.source} payload: {exc}"
+        else:
+            try:
+                units, pulls, ignored = _route(row, events, policies, totals)
+            except Exception as exc:
+                error = f"could not route this {row.source} event ({row.kind}): {exc!r}"
             else:
-                work[(project, None)].rows.append(row.id)
-            continue
-        for pull in _policy_pull_requests(events):
-            policy_prs[pull].append(row.id)
-        routes = [route(policies, e) for e in events]
-        reason = "; ".join(r.reason for r in routes) or "the delivery held no events"
-        if not any(r.projects for r in routes):
-            if not any(row.id in rows for rows in policy_prs.values()):
-                rt.store.finish_inbox_event(row.id, "ignored", reason)
-                logger.info("inbox #%s (%s %s) ignored: %s", row.id, row.source, row.kind, reason)
-                totals["ignored"] += 1
-            continue
-        for event, routing in zip(events, routes, strict=True):
-            pull = event.subject.get("pull_request")
-            for project in routing.projects:
-                unit = (project, int(pull) if pull else None)
-                work[unit].rows.append(row.id)
-                work[unit].events.append(event.model_dump(mode="json"))
+                if ignored is not None:
+                    rt.store.finish_inbox_event(row.id, "ignored", ignored)
+                    logger.info(
+                        "inbox #%s (%s %s) ignored: %s", row.id, row.source, row.kind, ignored
+                    )
+                    totals["ignored"] += 1
+                for unit, event in units:
+                    work[unit].rows.append(row.id)
+                    if event is not None:
+                        work[unit].events.append((row.id, event))
+                for pull in pulls:
+                    policy_prs[pull].append(row.id)
+                continue
+        logger.error("inbox #%s (%s %s) failed: %s", row.id, row.source, row.kind, error)
+        rt.store.finish_inbox_event(row.id, "failed", error)
+        totals["failed"] += 1
     return work, policy_prs
+
+
+Routed = tuple[list[tuple[Unit, dict[str, Any] | None]], set[tuple[str, int]], str | None]
+"""What one inbox row asks for: the units to decide (each with the event it carries, if any),
+the policy pull requests to check, and why there is nothing to do (None when there is)."""
+
+
+def _route(row: Any, events: list[Event], policies: PolicySet, totals: dict[str, int]) -> Routed:
+    if row.source == "slack":
+        project, note = take(row, policies, totals)
+        return ([((project, None), None)], set(), None) if project else ([], set(), note)
+    pulls = _policy_pull_requests(events)
+    routes = [route(policies, e) for e in events]
+    if not any(r.projects for r in routes):
+        reason = "; ".join(r.reason for r in routes) or "the delivery held no events"
+        return [], pulls, None if pulls else reason
+    units: list[tuple[Unit, dict[str, Any] | None]] = []
+    for event, routing in zip(events, routes, strict=True):
+        pull = event.subject.get("pull_request")
+        for project in routing.projects:
+            units.append(((project, int(pull) if pull else None), event.model_dump(mode="json")))
+    return units, pulls, None
 
 
 def _check_policies(policy_prs: dict[tuple[str, int], list[int]]) -> dict[int, str]:
@@ -246,12 +263,15 @@ def process_inbox(batch_size: int | None = None) -> dict[str, int]:
     totals: dict[str, int] = defaultdict(int)
     reclaim = timedelta(seconds=rt.settings.reclaim_after_s)
     while batch := rt.store.claim_inbox_events(
-        batch_size or rt.settings.batch_size, reclaim_after=reclaim
+        batch_size or rt.settings.batch_size,
+        reclaim_after=reclaim,
+        max_attempts=rt.settings.max_attempts,
     ):
-        work, policy_prs = _triage(batch, policies, totals)
-        failures = _decide_all(work) if work else {}
-        failed = {row: error for unit, error in failures.items() for row in work[unit].rows}
-        failed |= _check_policies(policy_prs) if policy_prs else {}
+        with kept_claimed(rt.store, [row.id for row in batch], reclaim):
+            work, policy_prs = _triage(batch, policies, totals)
+            failures = _decide_all(work) if work else {}
+            failed = {row: error for unit, error in failures.items() for row in work[unit].rows}
+            failed |= _check_policies(policy_prs) if policy_prs else {}
         for row_id, error in failed.items():  # reconcile re-drives these, up to max_attempts
             rt.store.finish_inbox_event(row_id, "failed", error)
         routed = {row for b in work.values() for row in b.rows}

@@ -17,9 +17,11 @@ import typer
 from pydantic import Field, TypeAdapter
 
 from flows.decisions import record
+from gates.lifecycle import advance
 from gates.loader import DOCUMENT_KINDS, LoadResult, load_policies
 from gates.policy import PolicySet, Scenario
 from gates.policytest import run_tests
+from gates.progress import last_sent_back
 from gates.render import to_markdown, to_text
 from gates.result import GateResult
 from gates.scenario import ScenarioError, decide, gate_for, load_scenario
@@ -151,16 +153,18 @@ def _decide(
     store: Store | None,
 ) -> tuple[GateResult, str]:
     """Decide a scenario; with a store, as the store knows the project, and record it."""
+    sent_back = None
     if store is not None:
         scenario = _with_store(store, policies, scenario, gate, now)
+        sent_back = last_sent_back(store.transitions(scenario.evidence.project.key))
     try:
-        result = decide(policies, scenario, gate_id=gate, now=now)
+        result = decide(policies, scenario, gate_id=gate, now=now, sent_back=sent_back)
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
     if store is None:
         return result, ""
     phase = scenario.evidence.project.phase or policies.lifecycle.initial_phase
-    move = record(store, policies, result, phase)
+    move = record(store, policies, result, phase, move=advance(policies.lifecycle, phase, result))
     if move is None:
         return result, f"recorded; {result.project} stays in {phase}"
     return result, f"{result.project}: {move.from_phase} → {move.to_phase} ({move.reason})"
@@ -256,10 +260,20 @@ def status(
     for key in keys:
         row = rows.get(key)
         gates = store.last_evaluations(key) if row else {}
+        moves = store.transitions(key) if row else []
         report.append(
             {
                 "project": key,
                 "phase": row.phase if row else None,
+                "last_move": {
+                    "kind": moves[-1].kind,
+                    "from": moves[-1].from_phase,
+                    "to": moves[-1].to_phase,
+                    "at": moves[-1].at.isoformat(),
+                    "reason": moves[-1].reason,
+                }
+                if moves
+                else None,
                 "gates": {
                     g: {
                         "status": e.status,
@@ -278,6 +292,8 @@ def status(
     for entry in report:
         phase = entry["phase"] or "not started (no decision recorded yet)"
         typer.echo(f"{entry['project']}: {phase}")
+        if (move := entry["last_move"]) and move["kind"] == "regress":
+            typer.echo(f"  sent back {move['at'][:16]}Z: {move['reason']}")
         for gate, last in entry["gates"].items():
             typer.echo(f"  {gate:<28} {last['status']:<18} {last['at'][:16]}Z")
 

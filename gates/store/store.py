@@ -294,16 +294,21 @@ class Store:
         evaluation_id: int | None,
         at: datetime,
         rule: str | None = None,
-    ) -> TransitionRow:
+        expect_phase: str | None = None,
+    ) -> TransitionRow | None:
         """Move a project to another phase; a regression names the ``rule`` that caused it.
 
         The phase, the history row and the audit row commit together, and the project row is
-        locked meanwhile: two flows deciding at once cannot both record a move from the same phase.
+        locked meanwhile. With ``expect_phase`` the move is made only if the project is still in
+        that phase (None otherwise): two flows that decided from the same phase at once cannot
+        both move it, nor move it on from where the other one took it.
         """
         if rule is not None and kind != "regress":
             raise ValueError(f"only a regression has a rule; a {kind} transition got {rule!r}")
         with self._transaction(write=True) as session:
             row = self._project(session, project, lock=True)
+            if expect_phase is not None and row.phase != expect_phase:
+                return None
             return self._move(
                 session,
                 row,
@@ -505,7 +510,9 @@ class Store:
         (False), so the audit log and the Slack thread see it once. The opposite decision is a
         change of mind: it replaces the stored one (True) and the audit log keeps both as
         ``approval.changed``. A decision made before the stored one (``at`` earlier: two clicks
-        processed out of order) does not override it and writes nothing.
+        processed out of order) does not override it and writes nothing. The same decision
+        given again after the project was sent back (a regression voids the decisions given
+        before it) is a new one: it takes the new time (True, audited as ``approval.renewed``).
         """
         stored_digest = NO_DIGEST if digest is None else digest
 
@@ -552,8 +559,10 @@ class Store:
             return approval
 
         def revise(session: Session, approval: ApprovalRow) -> bool:
-            if approval.decision == decision or as_utc(at) < approval.at:
+            if as_utc(at) < approval.at:
                 return False
+            if approval.decision == decision:
+                return renew(session, approval)
             previous = approval.decision
             approval.decision = decision
             approval.reason = reason
@@ -571,6 +580,32 @@ class Store:
                     "digest": digest,
                     "reason": reason,
                     "source": source,
+                },
+                at=at,
+            )
+            return True
+
+        def renew(session: Session, approval: ApprovalRow) -> bool:
+            sent_back = session.exec(
+                select(func.max(col(TransitionRow.at))).where(
+                    TransitionRow.project == project, TransitionRow.kind == "regress"
+                )
+            ).one()
+            if sent_back is None or not approval.at < as_utc(sent_back) <= as_utc(at):
+                return False
+            approval.reason, approval.source, approval.at = reason, source, at
+            self._append_audit(
+                session,
+                actor=person,
+                action="approval.renewed",
+                subject=f"{project}/{gate}",
+                data={
+                    "approval_id": approval.id,
+                    "decision": decision,
+                    "digest": digest,
+                    "reason": reason,
+                    "source": source,
+                    "sent_back_at": sent_back,
                 },
                 at=at,
             )
@@ -737,16 +772,55 @@ class Store:
         *,
         reclaim_after: timedelta | None = None,
         now: datetime | None = None,
+        max_attempts: int | None = None,
     ) -> list[InboxEventRow]:
         """Take up to ``limit`` pending events for processing, oldest first, each for one claimer
-        only (see :meth:`_claim`); every claim counts as an attempt."""
+        only (see :meth:`_claim`); every claim counts as an attempt.
+
+        An event left ``processing`` that has had ``max_attempts`` attempts already is not
+        taken again but marked failed with why: an event that makes its worker die would
+        otherwise be retried forever, and hold up every batch it lands in.
+        """
+        now = now or _now()
         with self._transaction(write=True) as session:
-            rows = self._claim(
-                session, InboxEventRow, limit, reclaim_after=reclaim_after, now=now or _now()
-            )
+            if reclaim_after is not None and max_attempts is not None:
+                self._give_up_stale(session, max_attempts, stale_before=now - reclaim_after)
+            rows = self._claim(session, InboxEventRow, limit, reclaim_after=reclaim_after, now=now)
             for row in rows:
                 row.attempts += 1
             return rows
+
+    @staticmethod
+    def _give_up_stale(session: Session, max_attempts: int, *, stale_before: datetime) -> None:
+        statement = (
+            select(InboxEventRow)
+            .where(
+                col(InboxEventRow.status) == "processing",
+                col(InboxEventRow.claimed_at) <= stale_before,
+                col(InboxEventRow.attempts) >= max_attempts,
+            )
+            .with_for_update(skip_locked=True)
+        )
+        for row in session.exec(statement):
+            last = row.error or "none recorded: the worker stopped before it finished (crashed?)"
+            row.status = "failed"
+            row.error = f"gave up after {row.attempts} attempts: {last}"
+            row.processed_at = _now()
+
+    def renew_inbox_claims(self, event_ids: Iterable[int], now: datetime | None = None) -> int:
+        """Mark claimed events as still being worked on, so that a long batch is not reclaimed
+        (and processed a second time) while its worker is alive; returns how many were."""
+        ids = list(event_ids)
+        if not ids:
+            return 0
+        statement = (
+            update(InboxEventRow)
+            .where(col(InboxEventRow.id).in_(ids), col(InboxEventRow.status) == "processing")
+            .values(claimed_at=now or _now())
+            .execution_options(synchronize_session=False)
+        )
+        with self._transaction(write=True) as session:
+            return session.exec(statement).rowcount  # type: ignore[call-overload]
 
     @staticmethod
     def _claim(
