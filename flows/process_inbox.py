@@ -31,7 +31,7 @@ from flows.slack_interactions import take
 from gates.active import NoValidPolicies
 from gates.events import Event, route
 from gates.policy import PolicySet
-from gates.progress import last_sent_back, progress
+from gates.progress import Step, last_sent_back, progress
 from integrations.inbound import normalise
 from integrations.nudge import OUTBOX_EVENT, emit
 from integrations.sources import SourceError
@@ -75,18 +75,40 @@ def collect(source: str, units: list[Unit]) -> dict[str, dict[str, Any]]:
     return collected
 
 
-@task(name="decide-project", cache_policy=NO_CACHE)
-def decide(
-    project: str,
-    pull: int | None,
-    events: list[tuple[int, dict[str, Any]]],
-    collected: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """For a project: apply regressions, then record what the engine decides from its phase
-    (``gates.progress``). For a pull request: the same for the gates that check such PRs.
-    ``events`` pairs each event with its inbox row."""
+Share = list[tuple[Unit, list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]]
+"""Units to decide, each with its events (paired with their inbox rows) and its evidence."""
+
+WORKERS = 4
+
+
+@task(name="decide-projects", cache_policy=NO_CACHE)
+def decide(share: Share) -> dict[str, str]:
+    """Decide a share of the batch's units one after another; those that failed, with why.
+
+    One task per share, not per unit: a task run costs Prefect about as much CPU as a
+    decision itself. A unit's records are written in one transaction (one commit, not one per
+    row), decided before it opens, so the store's write lock is held only for the writing and
+    the receiver gets its turn between units. Each unit fails alone, and its decision is a line
+    of this task's log."""
     rt, logger = runtime(), get_run_logger()
-    slack, github = rt.slack is not None, rt.github is not None
+    failures = {}
+    for unit, events, collected in share:
+        try:
+            steps = _decide(unit, events, collected)
+            with rt.store.batch():
+                _record(unit, steps)
+        except Exception as exc:
+            logger.error("deciding %s failed: %s", _key(unit), exc)
+            failures[_key(unit)] = f"{_key(unit)}: {exc}"
+    return failures
+
+
+def _decide(
+    unit: Unit, events: list[tuple[int, dict[str, Any]]], collected: list[dict[str, Any]]
+) -> list[Step]:
+    """For a project: apply regressions, then what the engine decides from its phase
+    (``gates.progress``). For a pull request: the same for the gates that check such PRs."""
+    (project, pull), rt, logger = unit, runtime(), get_run_logger()
     if errors := [c["error"] for c in collected if "error" in c]:
         raise SourceError("; ".join(errors))
     policies = rt.policies.current
@@ -95,6 +117,7 @@ def decide(
     regressed = None
     if pull is None:
         caused = [(inbox_id, Event(**e)) for inbox_id, e in events]
+        slack = rt.slack is not None
         regressed = regression(rt.store, policies, project, phase, caused, now, slack=slack)
         if regressed:
             logger.warning(
@@ -105,7 +128,7 @@ def decide(
                 regressed.reason,
             )
             phase = regressed.to_phase
-    steps = progress(
+    return progress(
         policies,
         project,
         phase,
@@ -117,23 +140,27 @@ def decide(
         sent_back=last_sent_back(rt.store.transitions(project)),
         hold=regressed is not None,
     )
-    decisions = []
+
+
+def _record(unit: Unit, steps: list[Step]) -> None:
+    """Write down a unit's steps and make their moves, as long as the project is where each
+    step assumed it would be."""
+    (project, pull), rt, logger = unit, runtime(), get_run_logger()
+    policies = rt.policies.current
+    github, slack = rt.github is not None, rt.slack is not None
     for step in steps:
         result = step.result
         logger.info(
             "%s%s · %s: %s", project, f" #{pull}" if pull else "", result.gate, result.summary
         )
-        decisions.append({"gate": result.gate, "status": result.status})
         move = record(
             rt.store, policies, result, step.phase, step.evidence, github, slack, move=step.move
         )
         if move is not None:
             logger.info("%s: %s → %s (%s)", project, move.from_phase, move.to_phase, move.reason)
-            phase = move.to_phase
         elif step.move is not None:  # the steps after it assumed this move: they do not hold
             logger.info("%s had left %s (another run decided it first)", project, step.phase)
             break
-    return {"project": project, "pull_request": pull, "phase": phase, "decisions": decisions}
 
 
 def _policy_pull_requests(events: list[Event]) -> set[tuple[str, int]]:
@@ -236,22 +263,26 @@ def _decide_all(work: dict[Unit, Batch]) -> dict[Unit, str]:
         collected = [future.result() for future in futures]
     except Exception as exc:
         return dict.fromkeys(work, f"evidence collection failed: {exc}")
-    decisions = {
-        unit: decide.submit(unit[0], unit[1], work[unit].events, [c[_key(unit)] for c in collected])
-        for unit in units
-    }
-    failures = {}
-    for unit, future in decisions.items():
+    shares = [units[n::WORKERS] for n in range(min(WORKERS, len(units)))]
+    futures = [
+        decide.submit([(u, work[u].events, [c[_key(u)] for c in collected]) for u in share])
+        for share in shares
+    ]
+    failures: dict[Unit, str] = {}
+    for share, future in zip(shares, futures, strict=True):
         try:
-            future.result()
+            failed = future.result()
         except Exception as exc:
-            logger.error("deciding %s failed: %s", _key(unit), exc)
-            failures[unit] = f"{_key(unit)}: {exc}"
+            logger.error("deciding %s failed: %s", ", ".join(map(_key, share)), exc)
+            failed = {_key(u): f"{_key(u)}: {exc}" for u in share}
+        failures |= {u: failed[_key(u)] for u in share if _key(u) in failed}
     return failures
 
 
-@flow(name="process-inbox", task_runner=ThreadPoolTaskRunner(max_workers=4))
-def process_inbox(batch_size: int | None = None) -> dict[str, int]:
+@flow(name="process-inbox", task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
+def process_inbox(batch_size: int | None = None, nudge_outbox: bool = True) -> dict[str, int]:
+    """Drain the inbox. ``nudge_outbox``: tell ``deliver-outbox`` there is work (off when the
+    caller delivers the outbox itself, as ``phasegate serve``'s drainer does)."""
     rt, logger = runtime(), get_run_logger()
     for error in rt.policies.reload():
         logger.error("policy error (last valid set stays in force): %s", error)
@@ -281,6 +312,6 @@ def process_inbox(batch_size: int | None = None) -> dict[str, int]:
         if failed:
             totals["failed"] += len(failed)
     logger.info("processed: %s", dict(totals))
-    if queued := totals["decisions"] + totals.get("replies", 0):
+    if nudge_outbox and (queued := totals["decisions"] + totals.get("replies", 0)):
         emit(OUTBOX_EVENT, queued)
     return dict(totals)

@@ -9,6 +9,7 @@ database itself.
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -96,6 +97,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_SQLITE_WRITERS: dict[str, threading.RLock] = {}
+_SQLITE_WRITERS_GUARD = threading.Lock()
+
+
+def _sqlite_writer(url: URL) -> threading.RLock:
+    """One lock per SQLite file for this process's writers.
+
+    SQLite lets one writer in at a time; a writer that finds the file locked sleeps in steps of
+    up to 100 ms before it looks again. Writers of the same process (the receiver and the
+    decisions of ``phasegate serve``, the threads of a flow run) queue on this lock instead and
+    go in the moment the previous one commits. Other processes still meet the busy timeout.
+    """
+    with _SQLITE_WRITERS_GUARD:
+        return _SQLITE_WRITERS.setdefault(str(url), threading.RLock())
+
+
 def _pin_sqlite_path(url: URL) -> URL:
     """Resolve a relative SQLite path against today's working directory.
 
@@ -164,8 +181,11 @@ class Store:
             self.url = _pin_sqlite_path(self.url)
             self.engine = create_engine(self.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
             _configure_sqlite(self.engine)
+            self._writer: threading.RLock | None = _sqlite_writer(self.url)
         else:
             self.engine = create_engine(self.url, pool_pre_ping=True)
+            self._writer = None
+        self._batch = threading.local()  # this thread's open batch session (see :meth:`batch`)
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration; safe when several processes start at once."""
@@ -182,7 +202,44 @@ class Store:
     # -- plumbing ---------------------------------------------------------------------------
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make what this thread writes (and reads) until the block ends one transaction.
+
+        One commit instead of one per row: on SQLite that is one disk flush and one turn at the
+        write lock for, say, everything a decision records (the evaluation, the move, the side
+        effects), instead of one each. Each write inside is a savepoint, so one that fails is
+        undone alone and the rest still commits. Keep the block to the writes: the write lock
+        is held until it ends, and the receiver waits for it.
+
+        SQLite only: there the batch holds the one write lock from its start, so it cannot
+        deadlock. PostgreSQL commits cheaply and locks rows, and a long transaction holding the
+        audit lock while it waits for a row could deadlock with a short one: each write stays
+        its own transaction there.
+        """
+        if not self.is_sqlite or getattr(self._batch, "session", None) is not None:
+            yield
+            return
+        with self._transaction(write=True) as session:
+            self._batch.session = session
+            try:
+                yield
+            finally:
+                self._batch.session = None
+
+    @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Session]:
+        if (outer := getattr(self._batch, "session", None)) is not None:
+            with outer.begin_nested():
+                yield outer
+        elif write and self._writer is not None:
+            with self._writer, self._session(write=True) as session:
+                yield session
+        else:
+            with self._session(write=write) as session:
+                yield session
+
+    @contextmanager
+    def _session(self, *, write: bool) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             # The first connection use begins the transaction, so the mode must be set here.
             session.connection(execution_options={_WRITE: write})
@@ -271,6 +328,8 @@ class Store:
             )
             return project
 
+        if (known := self.project(key)) is not None:  # the common case: no write lock needed
+            return known
         project, _ = self._create_once(lambda session: session.get(ProjectRow, key), create)
         return project
 
