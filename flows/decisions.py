@@ -13,7 +13,7 @@ from typing import Any
 
 from gates.events import Event
 from gates.evidence import Evidence
-from gates.lifecycle import Move, regress
+from gates.lifecycle import Move, regress, regressions_from
 from gates.policy import PolicySet
 from gates.render import GITHUB_SUMMARY_LIMIT, to_markdown, to_text
 from gates.result import GateResult
@@ -161,6 +161,8 @@ def regression(
 
     ``events`` pairs each event with the inbox row it came in, so that the phase history
     says which delivery (and which alert) sent the project back."""
+    if not regressions_from(policies.lifecycle, phase):
+        return None  # most phases have no way back: spare the look-up
     fired = store.last_regressions(project)
     for inbox_id, event in events:
         move = regress(policies.lifecycle, phase, event.for_cel(), fired, now)

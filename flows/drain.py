@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 
 log = logging.getLogger("phasegate.drain")
 
@@ -90,29 +91,58 @@ class Drainer:
             return process.wait()
 
 
-def main() -> None:
-    """The drainer process: one ``process-inbox`` run per read of the wake-up pipe."""
-    import signal
-
+def _without_heartbeat(run: Callable[[], object]) -> object:
+    """The run heartbeat costs up to a second per run and tells nobody anything here: the
+    drainer's own claims say whether it is alive. (A setting per thread: each thread enters it.)"""
     from prefect.settings import temporary_settings
 
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+        return run()
+
+
+def _deliver_when_asked(wanted: threading.Event, closing: threading.Event) -> None:
+    """Side effects in a thread of their own, so that a new event never waits for them."""
     from flows.deliver_outbox import deliver_outbox
+
+    while wanted.wait():
+        wanted.clear()
+        try:
+            _without_heartbeat(deliver_outbox)
+        except Exception:  # the rows stay in the outbox; deliver-outbox's schedule retries
+            log.exception("deliver-outbox failed; its schedule will retry")
+        if closing.is_set():
+            return
+
+
+def _drain(deliver: threading.Event) -> None:
     from flows.process_inbox import process_inbox
+
+    while os.read(sys.stdin.fileno(), 65536):  # blocks until woken; b"" once serve is gone
+        try:
+            totals = process_inbox(nudge_outbox=False)
+        except Exception:  # the events stay in the inbox; reconcile re-drives them
+            log.exception("process-inbox failed; reconcile will re-drive its events")
+            continue
+        if totals.get("decisions") or totals.get("replies"):
+            deliver.set()  # the check run and the Slack message follow at once
+
+
+def main() -> None:
+    """The drainer process: one ``process-inbox`` run per read of the wake-up pipe, and a
+    ``deliver-outbox`` run after those that queued side effects."""
+    import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops serve; serve stops us
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # The run heartbeat costs up to a second per run and tells nobody anything here: the
-    # drainer's own claims say whether it is alive.
-    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
-        while os.read(sys.stdin.fileno(), 65536):  # blocks until woken; b"" once serve is gone
-            try:
-                totals = process_inbox(nudge_outbox=False)
-                if totals.get("decisions") or totals.get("replies"):
-                    deliver_outbox()  # the check run and the Slack message follow at once
-            except Exception:  # what is left waits in the store; reconcile and the schedule
-                log.exception("draining failed; reconcile will re-drive what is left")
+    deliver, closing = threading.Event(), threading.Event()
+    outbox = threading.Thread(target=_deliver_when_asked, args=(deliver, closing), daemon=True)
+    outbox.start()
+    _without_heartbeat(lambda: _drain(deliver))
+    closing.set()  # serve is stopping: deliver what is queued, then go
+    deliver.set()
+    outbox.join(timeout=20)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,8 @@ Share = list[tuple[Unit, list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]
 """Units to decide, each with its events (paired with their inbox rows) and its evidence."""
 
 WORKERS = 4
+RECORD_TOGETHER = 10
+"""Decisions written in one transaction: few enough that the write lock is soon free again."""
 
 
 @task(name="decide-projects", cache_policy=NO_CACHE)
@@ -86,20 +88,30 @@ def decide(share: Share) -> dict[str, str]:
     """Decide a share of the batch's units one after another; those that failed, with why.
 
     One task per share, not per unit: a task run costs Prefect about as much CPU as a
-    decision itself. A unit's records are written in one transaction (one commit, not one per
-    row), decided before it opens, so the store's write lock is held only for the writing and
-    the receiver gets its turn between units. Each unit fails alone, and its decision is a line
-    of this task's log."""
+    decision itself. Decisions are recorded ``RECORD_TOGETHER`` at a time, in one transaction
+    (one commit, not one per row), and made before it opens: the store's write lock is held
+    only for the writing, and the receiver gets its turn in between. Each unit fails alone,
+    and its decision is a line of this task's log."""
     rt, logger = runtime(), get_run_logger()
     failures = {}
-    for unit, events, collected in share:
-        try:
-            steps = _decide(unit, events, collected)
-            with rt.store.batch():
-                _record(unit, steps)
-        except Exception as exc:
-            logger.error("deciding %s failed: %s", _key(unit), exc)
-            failures[_key(unit)] = f"{_key(unit)}: {exc}"
+
+    def failed(unit: Unit, exc: Exception) -> None:
+        logger.error("deciding %s failed: %s", _key(unit), exc)
+        failures[_key(unit)] = f"{_key(unit)}: {exc}"
+
+    for start in range(0, len(share), RECORD_TOGETHER):
+        decided = []
+        for unit, events, collected in share[start : start + RECORD_TOGETHER]:
+            try:
+                decided.append((unit, _decide(unit, events, collected)))
+            except Exception as exc:
+                failed(unit, exc)
+        with rt.store.batch():
+            for unit, steps in decided:
+                try:
+                    _record(unit, steps)
+                except Exception as exc:
+                    failed(unit, exc)
     return failures
 
 
