@@ -22,15 +22,19 @@ log = logging.getLogger("phasegate.claims")
 
 @contextmanager
 def kept_claimed(store: Store, event_ids: list[int], reclaim_after: timedelta) -> Iterator[None]:
-    """Renew the claim on ``event_ids`` until the block ends."""
-    stop = threading.Event()
+    """Renew the claim on ``event_ids`` until the block ends (a zero reclaim time makes every
+    claim stale at once: nothing to keep)."""
     every_s = reclaim_after.total_seconds() / 3
+    if every_s <= 0:
+        yield
+        return
+    stop = threading.Event()
 
     def renew() -> None:
         while not stop.wait(every_s):
             try:
                 store.renew_inbox_claims(event_ids)
-            except Exception:  # a missed renewal only risks a second, harmless attempt
+            except Exception:  # a missed renewal risks a second attempt, which is safe in effect
                 log.warning(
                     "could not renew the claim on %d event(s)", len(event_ids), exc_info=True
                 )

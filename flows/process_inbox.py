@@ -1,14 +1,17 @@
 """``process-inbox``: drain pending inbox events, decide each affected project once per batch.
 
-Started by a deployment trigger on ``phasegate.inbox.received`` (see ``prefect.yaml``) and by
+Started by ``phasegate serve``'s drainer the moment an event is stored (``flows/drain.py``), by
+a deployment trigger on ``phasegate.inbox.received`` (see ``prefect.yaml``) and by
 ``reconcile``. A burst of events coalesces: one batch claims up to ``batch_size`` events and
-evaluates each project they concern once, over one fresh evidence snapshot.
+evaluates each project they concern once, over one fresh evidence snapshot. What to evaluate
+and where the project goes is the engine's (``gates.progress``); this only orchestrates.
 
 A failure leaves the event ``failed`` with the error; ``reconcile`` retries it later, up to
-``PHASEGATE_MAX_ATTEMPTS``. Exactly once *in effect*: an event is claimed before it is worked on and finished after; if
-the process dies in between, the claim goes stale and the event is processed again, but the
-evaluation it leads to records the same decision, the phase moves only from the phase the
-gate guards, and side effects are queued under idempotency keys.
+``PHASEGATE_MAX_ATTEMPTS``. Exactly once *in effect*: an event is claimed before it is worked
+on (the claim renewed while it is) and finished after; if the process dies in between, the
+claim goes stale and the event is processed again, but the evaluation it leads to records the
+same decision, the phase moves only from the phase it was decided in, and side effects are
+queued under idempotency keys. Two runs at once take different events.
 """
 
 from __future__ import annotations
