@@ -14,7 +14,7 @@ from typing import Any
 
 from gates.events import Event
 from gates.evidence import Evidence
-from gates.lifecycle import Move, advance, regress
+from gates.lifecycle import Move, regress, regressions_from
 from gates.policy import PolicySet
 from gates.render import to_text
 from gates.result import GateResult
@@ -36,8 +36,12 @@ def record(
     github: github_effects.Options | None = None,
     slack: bool = False,
     rerun: str | None = None,
+    *,
+    move: Move | None,
 ) -> Move | None:
-    """Keep the evaluation; when it opens the gate out of ``phase``, move the project on.
+    """Keep the evaluation and make the ``move`` the engine decided (``gates.progress``) from
+    ``phase``; the move made, or None when there was none or the project had left ``phase``
+    meanwhile (another run decided it first, or this decision is a late one).
     ``github``/``slack``: set when they are connected, so that their side effects are worth
     queueing. ``rerun``: the delivery of a "Re-run" request this decision answers."""
     pull = evidence.github.pull_request if evidence else None
@@ -53,7 +57,6 @@ def record(
         at=result.evaluated_at,
         pull_request=pull.number if pull else None,
     )
-    move = advance(policies.lifecycle, phase, result)
     if move is not None and store.project(result.project).phase != phase:
         _stale(result.project, move)  # a late decision: the project has moved on since
         move = None
@@ -127,21 +130,27 @@ def regression(
     policies: PolicySet,
     project: str,
     phase: str,
-    events: Iterable[Event],
+    events: Iterable[tuple[int, Event]],
     now: datetime,
     slack: bool = False,
     github: github_effects.Options | None = None,
 ) -> Move | None:
     """The first event that sends the project back, applied and queued for the owners (and,
-    with GitHub, the tracking issue's phase label changed back)."""
+    with GitHub, the tracking issue's phase label changed back).
+
+    ``events`` pairs each event with the inbox row it came in, so that the phase history
+    says which delivery (and which alert) sent the project back."""
+    if not regressions_from(policies.lifecycle, phase):
+        return None  # most phases have no way back: spare the look-up
     fired = store.last_regressions(project)
-    for event in events:
+    for inbox_id, event in events:
         move = regress(policies.lifecycle, phase, event.for_cel(), fired, now)
         if move is None:
             continue
         if store.project(project).phase != phase:
             _stale(project, move)
             return None
+        cause = _cause(inbox_id, event)
         store.enqueue_outbox(  # before the move, as in record()
             idempotency_key=f"regression:{project}:{move.rule}:{event.occurred_at.isoformat()}",
             kind=DECISION_LOG,
@@ -151,7 +160,7 @@ def regression(
                 "status": "regressed",
                 "summary": move.reason,
                 "moved": f"{move.from_phase} -> {move.to_phase}",
-                "event": {"kind": event.kind, "labels": event.labels},
+                "event": {"inbox_id": inbox_id, "kind": event.kind, "labels": event.labels},
             },
         )
         when = event.occurred_at.isoformat()
@@ -164,7 +173,7 @@ def regression(
             project=project,
             to_phase=move.to_phase,
             kind="regress",
-            reason=move.reason,
+            reason=f"{move.reason} ({cause})",
             evaluation_id=None,
             at=now,
             rule=move.rule,
@@ -175,3 +184,10 @@ def regression(
             return None
         return move
     return None
+
+
+def _cause(inbox_id: int, event: Event) -> str:
+    """Which delivery caused a move, as an operator looks it up (``phasegate events``)."""
+    alert = event.labels.get("alertname")
+    what = f"alert {alert}" if alert else f"{event.source} {event.kind}"
+    return f"{what}, inbox event #{inbox_id}"

@@ -36,7 +36,7 @@ def reconcile() -> dict[str, int]:
         )
         queued += created
     logger.info("re-driving %d failed event(s); re-evaluating %d project(s)", retried, queued)
-    processed = process_inbox()
+    processed = process_inbox(nudge_outbox=False)  # the outbox is delivered below
     reminded = 0  # after the evaluations: a request is followed up on the latest evidence
     for kind, key, payload in follow_ups(rt.policies.current, rt.store, now) if rt.slack else ():
         reminded += rt.store.enqueue_outbox(

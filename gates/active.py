@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from gates.loader import PolicyError, load_policies
+from gates.loader import PolicyError, load_policies, policy_hash
 from gates.policy import PolicySet
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ class ActivePolicies:
         self.directory = Path(directory)
         self.cache = cache
         self._current: PolicySet | None = None
+        self._loaded: str | None = None  # digest of the files last loaded
         self.errors: list[PolicyError] = []
 
     @property
@@ -37,8 +38,16 @@ class ActivePolicies:
         return self._current
 
     def reload(self) -> list[PolicyError]:
-        """Load the directory again; adopt it only if it is valid. Returns its errors."""
+        """Load the directory again; adopt it only if it is valid. Returns its errors.
+
+        Files that have not changed since the last load are not parsed again: every flow run
+        reloads, and parsing a hundred projects' YAML costs seconds, hashing them milliseconds.
+        """
+        loaded = policy_hash(self.directory) if self.directory.is_dir() else None
+        if loaded is not None and loaded == self._loaded:
+            return self.errors
         result = load_policies(self.directory)
+        self._loaded = loaded
         self.errors = result.errors
         if result.policies is not None:
             changed = (

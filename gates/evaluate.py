@@ -17,7 +17,7 @@ from gates import cel
 from gates.checks import KINDS
 from gates.evidence import Evidence, PathKey, cel_paths, gate_digest, resolve, source_for
 from gates.policy import ApprovalRule, Check, Gate, Person, PolicySet, Status
-from gates.records import Approval, Waiver
+from gates.records import Approval, SentBack, Waiver
 from gates.result import (
     CheckResult,
     FileLine,
@@ -244,6 +244,7 @@ def _disqualified(
     authors: set[str],
     digest: str,
     now: datetime,
+    sent_back: SentBack | None,
 ) -> str | None:
     """Why an approval does not count towards a rule, or None when it does."""
     if roles.isdisjoint(rule.roles):
@@ -252,6 +253,11 @@ def _disqualified(
         return "is the author of the gated work and may not approve it"
     if approval.at > now:
         return "approval is dated in the future"
+    if sent_back is not None and approval.at < sent_back.at:
+        return (
+            f"given before the project was sent back to {sent_back.to_phase} "
+            f"on {sent_back.at:%Y-%m-%d %H:%M}Z"
+        )
     if rule.expires_after is not None and now - approval.at > rule.expires_after:
         return f"approval expired (older than {rule.expires_after})"
     if rule.invalidate_on_change and approval.digest != digest:
@@ -297,6 +303,7 @@ def _approvals(
     digest: str,
     now: datetime,
     policies: PolicySet,
+    sent_back: SentBack | None,
 ) -> tuple[list[RuleResult], list[Rejection], list[Ignored]]:
     authors = {p.id for name in evidence.authors if (p := policies.person(name))}
     latest: dict[str, tuple[Person, Approval]] = {}
@@ -315,7 +322,7 @@ def _approvals(
     for person, approval in latest.values():
         roles = policies.roles_of(project, person.id)
         for index, rule in enumerate(gate.approvals):
-            why = _disqualified(rule, person, approval, roles, authors, digest, now)
+            why = _disqualified(rule, person, approval, roles, authors, digest, now, sent_back)
             if why is None and approval.decision == "approve":
                 eligible.setdefault(person.id, []).append(index)
             elif why is None:
@@ -371,10 +378,13 @@ def evaluate(
     waivers: list[Waiver],
     now: datetime,
     policies: PolicySet,
+    *,
+    sent_back: SentBack | None = None,
 ) -> GateResult:
     """Decide one gate for the project the evidence is about.
 
     ``policies`` supplies who holds which role in the project; it is read, never changed.
+    ``sent_back``: the project's last regression; decisions given before it do not count.
     """
     project = evidence.project.key
     digest = gate_digest(evidence, gate.reads)
@@ -382,7 +392,7 @@ def evaluate(
     evaluator = _Evaluator(gate, evidence, granted)
     checks = [evaluator.check(c) for c in gate.checks]
     rules, rejections, ignored = _approvals(
-        gate, project, evidence, approvals, digest, now, policies
+        gate, project, evidence, approvals, digest, now, policies, sent_back
     )
     outcomes = [c.outcome for c in checks]
     status: Status

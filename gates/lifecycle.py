@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from gates import cel
-from gates.policy import Lifecycle
+from gates.policy import Lifecycle, Regression
 from gates.result import GateResult
 
 
@@ -40,6 +40,11 @@ def advance(lifecycle: Lifecycle, phase: str, result: GateResult) -> Move | None
     return Move("advance", phase, transition.to, reason)
 
 
+def regressions_from(lifecycle: Lifecycle, phase: str) -> list[Regression]:
+    """The regression rules that can send a project back from ``phase`` (none, for most)."""
+    return [rule for rule in lifecycle.regressions if phase in rule.from_]
+
+
 def regress(
     lifecycle: Lifecycle,
     phase: str,
@@ -54,9 +59,7 @@ def regress(
     keeps a flapping alert from bouncing the project back and forth.
     """
     bound = cel.bind({"event": dict(event)}, env="event")
-    for rule in lifecycle.regressions:
-        if phase not in rule.from_:
-            continue
+    for rule in regressions_from(lifecycle, phase):
         matched = cel.run_bool(rule.when, bound, env="event")
         if matched.error or not matched.value:
             continue

@@ -43,3 +43,17 @@ class Waiver(BaseModel):
     reason: str
     at: datetime
     expires_at: datetime
+
+
+class SentBack(BaseModel):
+    """When the project was last sent back by a regression, and to which phase.
+
+    A regression says the model in production misbehaved: decisions given before it were about
+    what has just been found wanting, so they stop counting, even when the evidence they were
+    given on has not changed yet (the same version, the same digest).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    to_phase: str

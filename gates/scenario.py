@@ -18,6 +18,7 @@ from ruamel.yaml.error import YAMLError
 from gates.evaluate import evaluate
 from gates.evidence import Evidence, gate_digest
 from gates.policy import Gate, PolicySet, Scenario
+from gates.records import SentBack
 from gates.result import GateResult
 
 
@@ -70,8 +71,10 @@ def decide(
     *,
     gate_id: str | None = None,
     now: datetime | None = None,
+    sent_back: SentBack | None = None,
 ) -> GateResult:
-    """Evaluate a scenario; its approvals without a digest count as given on its evidence."""
+    """Evaluate a scenario; its approvals without a digest count as given on its evidence.
+    ``sent_back``: the project's last regression (decisions given before it do not count)."""
     key = scenario.evidence.project.key
     if key not in policies.projects:
         known = ", ".join(sorted(policies.projects)) or "none"
@@ -83,4 +86,6 @@ def decide(
         for a in scenario.approvals
     ]
     when = now or scenario.now or datetime.now(UTC)
-    return evaluate(gate, scenario.evidence, approvals, scenario.waivers, when, policies)
+    return evaluate(
+        gate, scenario.evidence, approvals, scenario.waivers, when, policies, sent_back=sent_back
+    )

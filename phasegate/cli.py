@@ -20,9 +20,11 @@ from flows.decisions import record
 from gates.duration import format_duration, parse_duration
 from gates.evaluate import evaluate
 from gates.evidence import gate_digest
+from gates.lifecycle import advance
 from gates.loader import DOCUMENT_KINDS, LoadResult, load_policies
 from gates.policy import PolicySet, Scenario
 from gates.policytest import run_tests
+from gates.progress import last_sent_back
 from gates.records import Waiver
 from gates.render import to_markdown, to_text
 from gates.result import GateResult
@@ -231,8 +233,11 @@ def _record(
         )
     when = now or scenario.now or datetime.now(UTC)
     approvals, waivers = store.approvals(key, gate.id), store.waivers(key, gate.id)
-    result = evaluate(gate, evidence, approvals, waivers, when, policies)
-    move = record(store, policies, result, row.phase)
+    sent_back = last_sent_back(store.transitions(key))  # a regression voids older approvals
+    result = evaluate(gate, evidence, approvals, waivers, when, policies, sent_back=sent_back)
+    move = record(
+        store, policies, result, row.phase, move=advance(policies.lifecycle, row.phase, result)
+    )
     if move is None:
         return result, f"recorded; {result.project} stays in {row.phase}"
     return result, f"{result.project}: {move.from_phase} → {move.to_phase} ({move.reason})"
@@ -429,10 +434,20 @@ def status(
     for key in keys:
         row = rows.get(key)
         gates = store.last_evaluations(key) if row else {}
+        moves = store.transitions(key) if row else []
         report.append(
             {
                 "project": key,
                 "phase": row.phase if row else None,
+                "last_move": {
+                    "kind": moves[-1].kind,
+                    "from": moves[-1].from_phase,
+                    "to": moves[-1].to_phase,
+                    "at": moves[-1].at.isoformat(),
+                    "reason": moves[-1].reason,
+                }
+                if moves
+                else None,
                 "gates": {
                     g: {
                         "status": e.status,
@@ -455,6 +470,8 @@ def status(
     for entry in report:
         phase = entry["phase"] or "not started (no decision recorded yet)"
         typer.echo(f"{entry['project']}: {phase}")
+        if (move := entry["last_move"]) and move["kind"] == "regress":
+            typer.echo(f"  sent back {move['at'][:16]}Z: {move['reason']}")
         for gate, last in entry["gates"].items():
             typer.echo(f"  {gate:<28} {last['status']:<18} {last['at'][:16]}Z")
             for rejection in last["rejections"]:

@@ -25,7 +25,6 @@ import uvicorn
 
 from gates.active import ActivePolicies
 from gates.store import Store
-from integrations.nudge import Nudge
 from integrations.receiver import create_app
 from phasegate.settings import Settings, displayed_url
 
@@ -53,26 +52,6 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes] | None, timeout_s: 
             pass
         time.sleep(0.5)
     raise ServeError(f"Prefect server at {url} not healthy after {timeout_s:.0f} s")
-
-
-def _nudge_when_ready(api: str, nudge: Nudge) -> None:
-    """Once process-inbox's trigger exists, nudge it: events stored while phasegate was down
-    (or while the deployments were being registered) are processed now, not at the next
-    reconcile."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            found = httpx.get(f"{api}/deployments/name/process-inbox/process-inbox", timeout=2)
-            if found.status_code == 200:
-                owner = f"prefect.deployment.{found.json()['id']}"
-                triggers = httpx.get(f"{api}/automations/related-to/{owner}", timeout=2)
-                if triggers.status_code == 200 and triggers.json():
-                    nudge(0, "phasegate", "startup")
-                    return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    log.warning("process-inbox's trigger did not appear; pending events wait for reconcile")
 
 
 def _interrupt(*_: object) -> None:
@@ -195,11 +174,12 @@ def serve(settings: Settings, host: str, port: int, prefect_port: int) -> None:
         from prefect import serve as prefect_serve
 
         from flows.deployments import deployments
+        from flows.drain import Drainer
 
-        nudge = Nudge()
+        drainer = Drainer()  # decides the moment an event is stored: see flows/drain.py
         receiver = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings, store, nudge), host=host, port=port, log_level="info"
+                create_app(settings, store, drainer), host=host, port=port, log_level="info"
             )
         )
         thread = threading.Thread(
@@ -210,11 +190,12 @@ def serve(settings: Settings, host: str, port: int, prefect_port: int) -> None:
             _wait_started(receiver, thread, f"{host}:{port}")
             print(banner(settings, host, port, api.removesuffix("/api")), flush=True)
             signal.signal(signal.SIGTERM, _interrupt)
-            threading.Thread(target=_nudge_when_ready, args=(api, nudge), daemon=True).start()
+            drainer.start()
+            drainer.wake()  # events stored while phasegate was down are decided now
             prefect_serve(*deployments(), print_starting_message=False)
         except KeyboardInterrupt:
             pass
         finally:
             receiver.should_exit = True
-            nudge.close()
             thread.join(timeout=10)
+            drainer.close()

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,8 +15,11 @@ import pytest
 from flows.deliver_outbox import deliver_outbox
 from flows.process_inbox import process_inbox
 from flows.reconcile import reconcile
+from flows.runtime import runtime
 from gates.records import Approval
 from tests import signing
+from tests.paths import ROOT
+from tests.servers import wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -188,3 +196,180 @@ def test_an_approval_expiring_is_noticed_by_reconcile(world):
     )
     assert result["status"] == "awaiting_approval"
     assert any("expired" in i["reason"] for i in result["ignored"])
+
+
+def approve(world, gate: str, *people: str) -> None:
+    """The people approve what the gate's last evaluation showed them (its digest), now."""
+    digest = world.store.last_evaluations("churn-model")[gate].gate_digest
+    for person in people:
+        world.store.add_approval(
+            project="churn-model",
+            gate=gate,
+            person=person,
+            decision="approve",
+            digest=digest,
+            reason=None,
+            source="test",
+            at=datetime.now(UTC),
+        )
+
+
+def phase(world) -> str:
+    return world.store.project("churn-model").phase
+
+
+def test_one_bad_event_fails_alone_and_the_rest_of_the_batch_is_decided(world):
+    world.use_evidence("problem-framed.awaiting.json")
+    world.store.add_inbox_event(
+        source="slack",
+        delivery_id="s-bad",
+        kind="slack.block_actions",
+        payload={"user": "U1"},  # not the shape Slack sends
+        received_at=datetime.now(UTC),
+    )
+    world.event("d-good")
+    totals = process_inbox()
+    assert (totals["failed"], totals["done"], totals["decisions"]) == (1, 1, 1)
+    rows = {r.delivery_id: r for r in world.store.inbox_events()}
+    assert rows["d-good"].status == "done"
+    assert [e.status for e in world.store.evaluations("churn-model")] == ["awaiting_approval"]
+    bad = rows["s-bad"]
+    assert bad.status == "failed" and bad.attempts == 1
+    assert bad.error.startswith("could not route this slack event (slack.block_actions): ")
+    assert "AttributeError" in bad.error
+
+
+def test_an_event_whose_worker_keeps_dying_is_given_up(world, monkeypatch):
+    monkeypatch.setenv("PHASEGATE_RECLAIM_AFTER_S", "0")
+    world.use_evidence("problem-framed.awaiting.json")
+    world.event("d-doomed")
+    for _ in range(5):  # what five workers killed in the middle of it leave behind
+        world.store.claim_inbox_events(10, reclaim_after=timedelta(0))
+    process_inbox()
+    [row] = world.store.inbox_events()
+    assert (row.status, row.attempts) == ("failed", 5)
+    assert row.error.startswith("gave up after 5 attempts")
+    assert world.store.evaluations("churn-model") == []
+    assert reconcile()["retried"] == 0
+
+
+def test_a_regression_stands_until_new_approvals_arrive(world):
+    world.use_evidence("monitoring-attached.passed.json")  # passes both gates' checks
+    now = datetime.now(UTC)
+    world.store.ensure_project("churn-model", "framing", now)
+    world.store.transition(
+        project="churn-model",
+        to_phase="model-development",
+        kind="advance",
+        reason="test setup",
+        evaluation_id=None,
+        at=now,
+    )
+    world.event("d-1")
+    process_inbox()
+    approve(world, "model-packaged", "alice", "dave")
+    world.event("d-2")
+    process_inbox()
+    assert phase(world) == "deployment"
+    approve(world, "monitoring-attached", "dave", "bob")
+    world.event("d-3")
+    process_inbox()
+    assert phase(world) == "operation"
+
+    alert = signing.alertmanager(labels={"project": "churn-model"})
+    row, _ = world.store.add_inbox_event(
+        source="monitoring",
+        delivery_id="a-1",
+        kind="alert.firing",
+        payload=alert,
+        received_at=datetime.now(UTC),
+    )
+    process_inbox()
+    assert phase(world) == "model-development"
+    reconcile()  # another pass on the same evidence and the same, old approvals
+    assert phase(world) == "model-development"
+    last = world.store.last_evaluations("churn-model")["model-packaged"].result
+    assert last["status"] == "awaiting_approval"
+    assert {i["person"] for i in last["ignored"]} == {"alice", "dave"}
+    assert all(
+        i["reason"].startswith("given before the project was sent back to model-development on ")
+        for i in last["ignored"]
+    )
+    [regress] = [t for t in world.store.transitions("churn-model") if t.kind == "regress"]
+    assert regress.reason.endswith(f"(alert FeatureDrift, inbox event #{row.id})")
+    shown = subprocess.run(
+        [sys.executable, "-m", "phasegate.cli", "status"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    ).stdout
+    assert f"alert FeatureDrift, inbox event #{row.id}" in shown
+
+    approve(world, "model-packaged", "alice", "dave")  # the same people, after the regression
+    world.event("d-4")
+    process_inbox()
+    assert phase(world) == "deployment"  # and monitoring-attached wants its approvals again
+
+
+class SlowSource:
+    """An evidence source that takes its time (a slow API, retries with backoff)."""
+
+    name = "slow"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def collect(self, project, pull_request):
+        time.sleep(self.seconds)
+        return {}
+
+
+def test_a_batch_that_outlasts_the_reclaim_time_keeps_its_claim(world, monkeypatch):
+    monkeypatch.setenv("PHASEGATE_RECLAIM_AFTER_S", "1")
+    world.use_evidence("problem-framed.awaiting.json")
+    runtime().sources.append(SlowSource(3))
+    world.event("d-1")
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(process_inbox)
+        wait_for(lambda: world.store.inbox_events()[0].status == "processing", timeout=60)
+        time.sleep(1.8)  # the claim is older than the reclaim time now, but its worker lives
+        taken = world.store.claim_inbox_events(10, reclaim_after=timedelta(seconds=1))
+        assert taken == []
+        assert running.result()["done"] == 1
+    [row] = world.store.inbox_events()
+    assert (row.status, row.attempts) == ("done", 1)
+
+
+def test_reconcile_and_process_inbox_at_once_decide_each_event_once(world):
+    world.use_evidence("experiment-succeeded.passed.json")  # its gate needs no approval
+    projects = ["churn-model", *(f"p{n}" for n in range(5))]
+    text = (world.root / "policies" / "projects" / "churn-model.yaml").read_text()
+    for key in projects[1:]:
+        (world.root / "policies" / "projects" / f"{key}.yaml").write_text(
+            text.replace("key: churn-model", f"key: {key}")
+            .replace("acme/churn-model", f"acme/{key}")
+            .replace("models: [churn-classifier]", f"models: [{key}-model]")
+        )
+        os.symlink(world.checkout, world.root / "checkouts" / key)
+    now = datetime.now(UTC)
+    for key in projects:
+        world.store.ensure_project(key, "framing", now)
+        world.store.transition(
+            project=key,
+            to_phase="experimentation",
+            kind="advance",
+            reason="test setup",
+            evaluation_id=None,
+            at=now,
+        )
+        for n in range(5):
+            world.event(f"{key}-{n}", repo=f"acme/{key}")
+    with ThreadPoolExecutor(2) as pool:  # reconcile drives the inbox while process-inbox does
+        both = [pool.submit(reconcile), pool.submit(process_inbox)]
+        [future.result() for future in both]
+    rows = world.store.inbox_events(limit=1000)
+    assert {(r.status, r.attempts) for r in rows} == {("done", 1)}
+    for key in projects:
+        moves = [(t.from_phase, t.to_phase) for t in world.store.transitions(key)]
+        assert moves[2:] == [("experimentation", "model-development")], key

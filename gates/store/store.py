@@ -9,6 +9,7 @@ database itself.
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -96,6 +97,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_SQLITE_WRITERS: dict[str, threading.RLock] = {}
+_SQLITE_WRITERS_GUARD = threading.Lock()
+
+
+def _sqlite_writer(url: URL) -> threading.RLock:
+    """One lock per SQLite file for this process's writers.
+
+    SQLite lets one writer in at a time; a writer that finds the file locked sleeps in steps of
+    up to 100 ms before it looks again. Writers of the same process (the receiver and the
+    decisions of ``phasegate serve``, the threads of a flow run) queue on this lock instead and
+    go in the moment the previous one commits. Other processes still meet the busy timeout.
+    """
+    with _SQLITE_WRITERS_GUARD:
+        return _SQLITE_WRITERS.setdefault(str(url), threading.RLock())
+
+
 def _pin_sqlite_path(url: URL) -> URL:
     """Resolve a relative SQLite path against today's working directory.
 
@@ -164,8 +181,11 @@ class Store:
             self.url = _pin_sqlite_path(self.url)
             self.engine = create_engine(self.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
             _configure_sqlite(self.engine)
+            self._writer: threading.RLock | None = _sqlite_writer(self.url)
         else:
             self.engine = create_engine(self.url, pool_pre_ping=True)
+            self._writer = None
+        self._batch = threading.local()  # this thread's open batch session (see :meth:`batch`)
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration; safe when several processes start at once."""
@@ -182,7 +202,44 @@ class Store:
     # -- plumbing ---------------------------------------------------------------------------
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make what this thread writes (and reads) until the block ends one transaction.
+
+        One commit instead of one per row: on SQLite that is one disk flush and one turn at the
+        write lock for, say, everything a decision records (the evaluation, the move, the side
+        effects), instead of one each. Each write inside is a savepoint, so one that fails is
+        undone alone and the rest still commits. Keep the block to the writes: the write lock
+        is held until it ends, and the receiver waits for it.
+
+        SQLite only: there the batch holds the one write lock from its start, so it cannot
+        deadlock. PostgreSQL commits cheaply and locks rows, and a long transaction holding the
+        audit lock while it waits for a row could deadlock with a short one: each write stays
+        its own transaction there.
+        """
+        if not self.is_sqlite or getattr(self._batch, "session", None) is not None:
+            yield
+            return
+        with self._transaction(write=True) as session:
+            self._batch.session = session
+            try:
+                yield
+            finally:
+                self._batch.session = None
+
+    @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Session]:
+        if (outer := getattr(self._batch, "session", None)) is not None:
+            with outer.begin_nested():
+                yield outer
+        elif write and self._writer is not None:
+            with self._writer, self._session(write=True) as session:
+                yield session
+        else:
+            with self._session(write=write) as session:
+                yield session
+
+    @contextmanager
+    def _session(self, *, write: bool) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             # The first connection use begins the transaction, so the mode must be set here.
             session.connection(execution_options={_WRITE: write})
@@ -271,6 +328,8 @@ class Store:
             )
             return project
 
+        if (known := self.project(key)) is not None:  # the common case: no write lock needed
+            return known
         project, _ = self._create_once(lambda session: session.get(ProjectRow, key), create)
         return project
 
@@ -524,7 +583,9 @@ class Store:
         (False), so the audit log and the Slack thread see it once. The opposite decision is a
         change of mind: it replaces the stored one (True) and the audit log keeps both as
         ``approval.changed``. A decision made before the stored one (``at`` earlier: two clicks
-        processed out of order) does not override it and writes nothing.
+        processed out of order) does not override it and writes nothing. The same decision
+        given again after the project was sent back (a regression voids the decisions given
+        before it) is a new one: it takes the new time (True, audited as ``approval.renewed``).
         """
         stored_digest = NO_DIGEST if digest is None else digest
 
@@ -571,8 +632,10 @@ class Store:
             return approval
 
         def revise(session: Session, approval: ApprovalRow) -> bool:
-            if approval.decision == decision or as_utc(at) < approval.at:
+            if as_utc(at) < approval.at:
                 return False
+            if approval.decision == decision:
+                return renew(session, approval)
             previous = approval.decision
             approval.decision = decision
             approval.reason = reason
@@ -590,6 +653,32 @@ class Store:
                     "digest": digest,
                     "reason": reason,
                     "source": source,
+                },
+                at=at,
+            )
+            return True
+
+        def renew(session: Session, approval: ApprovalRow) -> bool:
+            sent_back = session.exec(
+                select(func.max(col(TransitionRow.at))).where(
+                    TransitionRow.project == project, TransitionRow.kind == "regress"
+                )
+            ).one()
+            if sent_back is None or not approval.at < as_utc(sent_back) <= as_utc(at):
+                return False
+            approval.reason, approval.source, approval.at = reason, source, at
+            self._append_audit(
+                session,
+                actor=person,
+                action="approval.renewed",
+                subject=f"{project}/{gate}",
+                data={
+                    "approval_id": approval.id,
+                    "decision": decision,
+                    "digest": digest,
+                    "reason": reason,
+                    "source": source,
+                    "sent_back_at": sent_back,
                 },
                 at=at,
             )
@@ -787,16 +876,55 @@ class Store:
         *,
         reclaim_after: timedelta | None = None,
         now: datetime | None = None,
+        max_attempts: int | None = None,
     ) -> list[InboxEventRow]:
         """Take up to ``limit`` pending events for processing, oldest first, each for one claimer
-        only (see :meth:`_claim`); every claim counts as an attempt."""
+        only (see :meth:`_claim`); every claim counts as an attempt.
+
+        An event left ``processing`` that has had ``max_attempts`` attempts already is not
+        taken again but marked failed with why: an event that makes its worker die would
+        otherwise be retried forever, and hold up every batch it lands in.
+        """
+        now = now or _now()
         with self._transaction(write=True) as session:
-            rows = self._claim(
-                session, InboxEventRow, limit, reclaim_after=reclaim_after, now=now or _now()
-            )
+            if reclaim_after is not None and max_attempts is not None:
+                self._give_up_stale(session, max_attempts, stale_before=now - reclaim_after)
+            rows = self._claim(session, InboxEventRow, limit, reclaim_after=reclaim_after, now=now)
             for row in rows:
                 row.attempts += 1
             return rows
+
+    @staticmethod
+    def _give_up_stale(session: Session, max_attempts: int, *, stale_before: datetime) -> None:
+        statement = (
+            select(InboxEventRow)
+            .where(
+                col(InboxEventRow.status) == "processing",
+                col(InboxEventRow.claimed_at) <= stale_before,
+                col(InboxEventRow.attempts) >= max_attempts,
+            )
+            .with_for_update(skip_locked=True)
+        )
+        for row in session.exec(statement):
+            last = row.error or "none recorded: the worker stopped before it finished (crashed?)"
+            row.status = "failed"
+            row.error = f"gave up after {row.attempts} attempts: {last}"
+            row.processed_at = _now()
+
+    def renew_inbox_claims(self, event_ids: Iterable[int], now: datetime | None = None) -> int:
+        """Mark claimed events as still being worked on, so that a long batch is not reclaimed
+        (and processed a second time) while its worker is alive; returns how many were."""
+        ids = list(event_ids)
+        if not ids:
+            return 0
+        statement = (
+            update(InboxEventRow)
+            .where(col(InboxEventRow.id).in_(ids), col(InboxEventRow.status) == "processing")
+            .values(claimed_at=now or _now())
+            .execution_options(synchronize_session=False)
+        )
+        with self._transaction(write=True) as session:
+            return session.exec(statement).rowcount  # type: ignore[call-overload]
 
     @staticmethod
     def _claim(

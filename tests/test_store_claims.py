@@ -1,0 +1,123 @@
+"""Claims and moves that must hold with several workers at once: giving up on an event that
+keeps killing its worker, keeping a live worker's claim, moving a project only from the phase
+it was decided in, and approvals renewed after a regression. SQLite always, PostgreSQL when
+``PHASEGATE_TEST_POSTGRES_URL`` is set (fixtures shared with tests/test_store.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from gates.store import Store
+from tests import test_store
+from tests.test_store import T0, add_event
+
+store_url = test_store.store_url  # the same databases, SQLite and PostgreSQL
+new_store = test_store.new_store
+store = test_store.store
+NO_WAIT = timedelta(0)
+
+
+def test_an_event_whose_worker_keeps_dying_is_given_up_not_claimed_again(store: Store) -> None:
+    doomed, _ = add_event(store, "d-1")
+    for attempt in range(1, 4):  # each time the worker dies before finishing it
+        [claimed] = store.claim_inbox_events(10, reclaim_after=NO_WAIT, max_attempts=3)
+        assert (claimed.id, claimed.attempts) == (doomed.id, attempt)
+    healthy, _ = add_event(store, "d-2")
+
+    assert [r.id for r in store.claim_inbox_events(10, reclaim_after=NO_WAIT, max_attempts=3)] == [
+        healthy.id
+    ]
+    given_up = store.inbox_event(doomed.id)
+    assert given_up.status == "failed" and given_up.attempts == 3
+    assert given_up.error.startswith("gave up after 3 attempts: ")
+    assert store.retry_failed_inbox(max_attempts=3) == 0  # reconcile leaves it for a person
+
+
+def test_giving_up_names_the_last_error(store: Store) -> None:
+    row, _ = add_event(store, "d-1")
+    store.claim_inbox_events(1)
+    store.finish_inbox_event(row.id, "failed", error="mlflow: connection refused")
+    store.retry_failed_inbox(max_attempts=2)
+    store.claim_inbox_events(1, reclaim_after=NO_WAIT, max_attempts=2)  # and this worker died
+    assert store.claim_inbox_events(1, reclaim_after=NO_WAIT, max_attempts=2) == []
+    assert store.inbox_event(row.id).error == (
+        "gave up after 2 attempts: mlflow: connection refused"
+    )
+
+
+def test_a_renewed_claim_is_not_taken_over(store: Store) -> None:
+    first, _ = add_event(store, "d-1")
+    second, _ = add_event(store, "d-2")
+    store.claim_inbox_events(10, now=T0)
+    assert store.renew_inbox_claims([first.id], now=T0 + timedelta(minutes=5)) == 1
+
+    later = T0 + timedelta(minutes=6)
+    taken = store.claim_inbox_events(10, reclaim_after=timedelta(minutes=3), now=later)
+    assert [r.id for r in taken] == [second.id]  # the one nobody renewed
+    store.finish_inbox_event(first.id, "done")
+    assert store.renew_inbox_claims([first.id]) == 0  # a finished event stays finished
+    assert store.inbox_event(first.id).status == "done"
+
+
+def test_a_move_decided_from_a_phase_the_project_has_left_is_not_made(store: Store) -> None:
+    store.ensure_project("churn", "framing", T0)
+    moved = store.transition(
+        project="churn",
+        to_phase="data",
+        kind="advance",
+        reason="gate passed",
+        evaluation_id=None,
+        at=T0,
+        expected_phase="framing",
+    )
+    assert moved is not None
+    again = store.transition(  # a second run that also decided from framing
+        project="churn",
+        to_phase="data",
+        kind="advance",
+        reason="gate passed",
+        evaluation_id=None,
+        at=T0 + timedelta(seconds=1),
+        expected_phase="framing",
+    )
+    assert again is None
+    assert [(t.from_phase, t.to_phase) for t in store.transitions("churn")] == [
+        (None, "framing"),
+        ("framing", "data"),
+    ]
+
+
+def test_the_same_approval_given_again_after_a_regression_counts_from_then(store: Store) -> None:
+    store.ensure_project("churn", "model-development", T0)
+
+    def approve(minutes: int) -> bool:
+        return store.add_approval(
+            project="churn",
+            gate="model-packaged",
+            person="alice",
+            decision="approve",
+            digest="d1",
+            reason=None,
+            source="slack",
+            at=T0 + timedelta(minutes=minutes),
+        )[1]
+
+    assert approve(1) is True
+    assert approve(2) is False  # a repeated click
+    store.transition(
+        project="churn",
+        to_phase="model-development",
+        kind="regress",
+        reason="drift",
+        evaluation_id=None,
+        at=T0 + timedelta(minutes=10),
+        rule="drift",
+    )
+    assert approve(11) is True  # given again after the regression: a new decision
+    assert approve(12) is False
+    [approval] = store.approvals("churn", "model-packaged")
+    assert approval.at == T0 + timedelta(minutes=11)
+    assert [r.action for r in store.audit_log(limit=2)] == [
+        "approval.renewed",
+        "transition.regress",
+    ]
