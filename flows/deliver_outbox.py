@@ -44,7 +44,7 @@ def deliver_outbox(limit: int = 100) -> dict[str, int]:
             try:
                 if handler is None:
                     raise Permanent(f"no handler for side effects of kind '{row.kind}'")
-                made = handler(row.idempotency_key, row.payload, row.external_id, row.attempts > 1)
+                made = handler(row.idempotency_key, row.payload, row.external_id, row.attempts > 0)
             except RetryLater as exc:
                 backoff = exc.after_s if exc.after_s is not None else 2 ** min(row.attempts, 10)
                 final = row.attempts + 1 >= rt.settings.max_attempts

@@ -935,11 +935,13 @@ class Store:
         reclaim_after: timedelta | None,
         now: datetime,
         due: ColumnElement[bool] | None = None,
+        count_dead: bool = False,
     ) -> list[Claimable]:
         """Move up to ``limit`` claimable rows to ``processing`` at ``now``, oldest first.
 
         Claimable are ``pending`` rows that are ``due`` and, with ``reclaim_after``, rows left
-        ``processing`` longer than that (their worker died). Each row goes to one claimer only:
+        ``processing`` longer than that (their worker died; with ``count_dead`` that death
+        counts as an attempt, for tables that count attempts when they finish). Each row goes to one claimer only:
         PostgreSQL claimers skip rows another one has locked (``FOR UPDATE SKIP LOCKED``) instead
         of waiting for them, SQLite claimers take turns on the write lock.
         """
@@ -960,6 +962,9 @@ class Store:
         )
         rows = list(session.exec(statement))
         for row in rows:
+            if count_dead and row.status == "processing":
+                row.attempts += 1  # the dead worker's attempt: it may have done its part
+                row.last_error = "its worker stopped before finishing it (claim taken over)"
             row.status = "processing"
             row.claimed_at = now
         return rows
@@ -1124,13 +1129,20 @@ class Store:
         only (see :meth:`_claim`).
 
         Due are ``pending`` rows whose ``not_before`` has passed (or is unset). Attempts are
-        counted when they finish (:meth:`finish_outbox`).
+        counted when they finish (:meth:`finish_outbox`), and when a dead worker's claim is
+        taken over: the handler then knows an earlier attempt may have done its part.
         """
         now = now or _now()
         due = or_(col(OutboxRow.not_before).is_(None), col(OutboxRow.not_before) <= now)
         with self._transaction(write=True) as session:
             return self._claim(
-                session, OutboxRow, limit, reclaim_after=reclaim_after, now=now, due=due
+                session,
+                OutboxRow,
+                limit,
+                reclaim_after=reclaim_after,
+                now=now,
+                due=due,
+                count_dead=True,
             )
 
     def finish_outbox(
