@@ -74,7 +74,8 @@ def test_a_stale_decision_is_recorded_but_not_applied(default_policies, tmp_path
     store.migrate()
     store.ensure_project("churn-model", "framing", NOW)
     passed = result(default_policies, "problem-framed.passed.json")
-    assert record(store, default_policies, passed, "framing").to_phase == "data"
+    move = advance(default_policies.lifecycle, "framing", passed)
+    assert record(store, default_policies, passed, "framing", move=move).to_phase == "data"
     store.transition(
         project="churn-model",
         to_phase="experimentation",
@@ -86,7 +87,7 @@ def test_a_stale_decision_is_recorded_but_not_applied(default_policies, tmp_path
     )
     # The problem-framed decision again, from a flow that still believes the project is in
     # framing: kept as an evaluation, but the project does not go back to data.
-    assert record(store, default_policies, passed, "framing") is None
+    assert record(store, default_policies, passed, "framing", move=move) is None
     assert store.project("churn-model").phase == "experimentation"
     assert [t.to_phase for t in store.transitions("churn-model")] == [
         "framing",

@@ -24,7 +24,7 @@ def test_the_page_explains_a_blocked_check_with_its_hint(tmp_path, default_polic
     store = _store(tmp_path)
     result = decide(default_policies, load_scenario(EXAMPLES / "model-packaged.blocked.json"))
     store.ensure_project("churn-model", "model-development", datetime.now(UTC))
-    record(store, default_policies, result, "model-development")
+    record(store, default_policies, result, "model-development", move=None)
     with serving(create_app(Settings(), store)) as base, client(base) as http:
         overview = http.get("/status")
         page = http.get("/status/churn-model")
