@@ -29,9 +29,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from gates.store import Store
+from gates.store import InboxEvent, Store
 from integrations import signatures, status, strict_json
 from integrations.github import inbound as github_inbound
+from integrations.inbox_writer import InboxWriter
 from integrations.mlflow import inbound as mlflow_inbound
 from integrations.monitoring import inbound as alerts_inbound
 from integrations.monitoring import reports as reports_inbound
@@ -231,6 +232,7 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
             await asyncio.wait(late, timeout=LATE_WRITES_GRACE_S)
 
     app = FastAPI(title="phasegate receiver", docs_url=None, redoc_url=None, lifespan=lifespan)
+    inbox = InboxWriter(store)
     by_name = senders(settings)
     slack_api = slack_client(settings)
     dialog = ReasonDialog(slack_api) if slack_api is not None else None
@@ -251,7 +253,7 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
     ) -> None:
         started = time.monotonic()
         try:
-            row, created = await write
+            row_id, created = await write
         except Exception:
             log.exception(
                 "the %s event %s was answered but could not be stored: it is lost",
@@ -263,11 +265,11 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
             return
         log.info(
             "inbox #%s: stored %.1f s after %s was answered",
-            row.id,
+            row_id,
             time.monotonic() - started,
             delivery,
         )
-        kept(sender, kind, delivery, row.id, created)
+        kept(sender, kind, delivery, row_id, created)
 
     async def receive(sender: Sender, request: Request) -> Response:
         try:
@@ -277,9 +279,8 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
                 peer = request.client.host if request.client else "?"
                 log.warning("rejected a %s request from %s: %s", sender.name, peer, exc.reason)
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
-        write = asyncio.ensure_future(
-            run_in_threadpool(
-                store.add_inbox_event,
+        write = inbox.add(
+            InboxEvent(
                 source=sender.name,
                 delivery_id=delivery,
                 kind=kind,
@@ -300,14 +301,14 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
             task.add_done_callback(late.discard)
             return sender.answer(None, True)
         try:
-            row, created = write.result()
+            row_id, created = write.result()
         except Exception:  # only the store is left to fail: the sender's retry may succeed
             log.exception("could not store a %s event; the sender should retry", sender.name)
             return JSONResponse(
                 {"error": "phasegate could not store the event; retry later"}, status_code=503
             )
-        kept(sender, kind, delivery, row.id, created)
-        return sender.answer(row.id, created)
+        kept(sender, kind, delivery, row_id, created)
+        return sender.answer(row_id, created)
 
     async def github(request: Request) -> Response:
         return await receive(by_name["github"], request)

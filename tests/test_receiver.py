@@ -407,6 +407,36 @@ def test_healthz_reports_pending_events(receiver):
     assert http.get("/healthz").json() == {"status": "ok", "inbox": {"pending": 1}}
 
 
+def test_deliveries_that_pile_up_are_all_stored_and_one_the_database_refuses_fails_alone(
+    store, tmp_path
+):
+    """While another writer holds the database, deliveries queue and are then written together;
+    the one the database refuses (here a trigger) must not take the others down with it."""
+    database = tmp_path / "receiver.db"
+    with sqlite3.connect(database) as admin:
+        admin.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON inbox_events WHEN NEW.delivery_id = 'poison'"
+            " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+        )
+    deliveries = [f"d-{n}" for n in range(12)] + ["poison"]
+    body = b'{"zen": "x"}'
+    answers: dict[str, int] = {}
+
+    def send(http, delivery: str) -> None:
+        headers = signing.github(body, "ping", delivery=delivery)
+        answers[delivery] = http.post("/webhooks/github", content=body, headers=headers).status_code
+
+    with serving(create_app(settings(), store)) as base, write_lock(database, 1.0):
+        senders = [threading.Thread(target=send, args=(client(base), d)) for d in deliveries]
+        for thread in senders:
+            thread.start()
+        for thread in senders:
+            thread.join()
+
+    assert answers == {d: 503 if d == "poison" else 202 for d in deliveries}
+    assert sorted(row.delivery_id for row in store.inbox_events()) == sorted(deliveries[:-1])
+
+
 def test_store_failure_is_a_503_not_a_500(tmp_path):
     broken = Store(f"sqlite:///{tmp_path / 'never-migrated.db'}")  # no tables
     body = b'{"zen": "x"}'

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from gates.records import Approval, Waiver
-from gates.store import AuditRow, OutboxRow, Store, UnknownProjectError
+from gates.store import AuditRow, InboxEvent, OutboxRow, Store, UnknownProjectError
 from gates.store.audit import GENESIS, chain_hash, jsonable, verify_chain
 from gates.store.tables import ALEMBIC_VERSION_TABLE, metadata
 
@@ -607,6 +607,28 @@ def test_same_delivery_five_times_is_one_row(store: Store) -> None:
     assert stored.payload == {"attempt": 0}
     assert (stored.status, stored.attempts) == ("pending", 0)
     assert len(store.inbox_events(status="done")) == 0
+
+
+def test_events_written_together_dedupe_each_one(store: Store) -> None:
+    """A group commit holding a redelivery of a stored event, and one delivered twice within
+    the batch, keeps one row per delivery and says which were new."""
+    [(first_id, _)] = store.add_inbox_events([InboxEvent("github", "d-1", "issues", {}, T0)])
+    batch = [
+        InboxEvent("github", "d-1", "issues", {"again": True}, T0),
+        InboxEvent("github", "d-2", "issues", {"at": T0}, T0),
+        InboxEvent("github", "d-2", "issues", {"twice": True}, T0),
+        InboxEvent("mlflow", "d-1", "model_version.created", {}, T0),
+    ]
+
+    stored = store.add_inbox_events(batch)
+
+    assert [created for _, created in stored] == [False, True, False, True]
+    assert stored[0][0] == first_id and stored[1][0] == stored[2][0]
+    rows = {(row.source, row.delivery_id): row for row in store.inbox_events()}
+    assert len(rows) == 3
+    assert rows["github", "d-1"].payload == {}
+    assert rows["github", "d-2"].payload == {"at": "2025-03-01T09:00:00.000000+00:00"}
+    assert rows["github", "d-2"].received_at == T0
 
 
 def test_simultaneous_redeliveries_store_one_row(new_store: Callable[[], Store]) -> None:

@@ -2,7 +2,7 @@
 event inbox, the side-effect outbox and a hash-chained audit log, on SQLite or PostgreSQL."""
 
 from gates.store.audit import AuditReport
-from gates.store.store import Store, UnknownProjectError
+from gates.store.store import InboxEvent, Store, UnknownProjectError
 from gates.store.tables import (
     ApprovalRow,
     AuditRow,
@@ -19,6 +19,7 @@ __all__ = [
     "AuditReport",
     "AuditRow",
     "EvaluationRow",
+    "InboxEvent",
     "InboxEventRow",
     "OutboxRow",
     "ProjectRow",
