@@ -195,8 +195,8 @@ async def _read(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _admit(sender: Sender, request: Request, limit: int) -> tuple[dict[str, Any], str, str]:
-    """Verify, then read: the payload, its delivery id and kind, or :class:`Rejected`."""
+async def _admit(sender: Sender, request: Request, limit: int) -> tuple[dict[str, Any], InboxEvent]:
+    """Verify, then read: the payload and the event to store, or :class:`Rejected`."""
     if not sender.secret:
         peer = request.client.host if request.client else "?"
         log.warning(
@@ -208,7 +208,7 @@ async def _admit(sender: Sender, request: Request, limit: int) -> tuple[dict[str
         raise Rejected(401, f"{sender.name} signature missing or invalid")
     try:
         payload = sender.parse(body)
-        strict_json.check_storable(payload)
+        stored = strict_json.storable(payload)
         delivery, kind = sender.identify(payload, request.headers)
     except Rejected:
         raise
@@ -216,7 +216,7 @@ async def _admit(sender: Sender, request: Request, limit: int) -> tuple[dict[str
         raise Rejected(400, f"malformed JSON: {exc}") from None
     except Exception as exc:  # the sender's reader choked on a shape it did not expect
         raise _unreadable(sender.name, exc) from None
-    return payload, delivery, kind
+    return payload, InboxEvent(sender.name, delivery, kind, stored, datetime.now(UTC))
 
 
 def create_app(settings: Settings, store: Store, notify: Notify | None = None) -> FastAPI:
@@ -273,21 +273,14 @@ def create_app(settings: Settings, store: Store, notify: Notify | None = None) -
 
     async def receive(sender: Sender, request: Request) -> Response:
         try:
-            payload, delivery, kind = await _admit(sender, request, settings.max_body_bytes)
+            payload, event = await _admit(sender, request, settings.max_body_bytes)
         except Rejected as exc:
             if exc.status != 503:
                 peer = request.client.host if request.client else "?"
                 log.warning("rejected a %s request from %s: %s", sender.name, peer, exc.reason)
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
-        write = inbox.add(
-            InboxEvent(
-                source=sender.name,
-                delivery_id=delivery,
-                kind=kind,
-                payload=payload,
-                received_at=datetime.now(UTC),
-            )
-        )
+        delivery, kind = event.delivery_id, event.kind
+        write = inbox.add(event)
         done, _ = await asyncio.wait({write}, timeout=sender.answer_within_s)
         if not done:  # the database is busy: answer in time, finish the write in the background
             log.warning(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gates.store.audit import canonical_json
+from gates.store.audit import stored_json
 
 MAX_DEPTH = 100
 """Deepest nesting accepted: real webhooks stay under 20; the flows' models fail near 250."""
@@ -39,9 +39,10 @@ def loads(body: bytes) -> dict[str, Any]:
     return value
 
 
-def check_storable(payload: Any) -> None:
-    """Raise :class:`Malformed` unless the store can write ``payload`` and read it back,
-    whichever reader produced it (a Slack form carries its JSON in a field)."""
+def storable(payload: Any) -> str:
+    """``payload`` as the JSON text the store keeps, or :class:`Malformed` if the store could
+    not write it and read it back, whichever reader produced it (a Slack form carries its JSON
+    in a field). Encoded here once: the inbox stores this text."""
     containers = (dict, list)
     stack: list[tuple[Any, int]] = [(payload, 1)] if isinstance(payload, containers) else []
     while stack:  # iterative: the depth is exactly what must not exhaust the stack
@@ -51,9 +52,11 @@ def check_storable(payload: Any) -> None:
         children = value.values() if isinstance(value, dict) else value
         stack.extend((child, depth + 1) for child in children if isinstance(child, containers))
     try:
-        canonical_json(payload)
+        text = stored_json(payload)
+        text.encode()
     except UnicodeEncodeError as exc:
         bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
         raise Malformed(f"{bad} is not valid Unicode text (a lone surrogate)") from None
     except ValueError as exc:  # NaN or Infinity from a reader other than loads()
         raise Malformed(f"{exc} (NaN or Infinity is not a JSON value)") from None
+    return text

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from gates.records import Approval, Waiver
 from gates.store import AuditRow, InboxEvent, OutboxRow, Store, UnknownProjectError
-from gates.store.audit import GENESIS, chain_hash, jsonable, verify_chain
+from gates.store.audit import GENESIS, chain_hash, jsonable, stored_json, verify_chain
 from gates.store.tables import ALEMBIC_VERSION_TABLE, metadata
 
 POSTGRES_ENV = "PHASEGATE_TEST_POSTGRES_URL"
@@ -612,12 +612,16 @@ def test_same_delivery_five_times_is_one_row(store: Store) -> None:
 def test_events_written_together_dedupe_each_one(store: Store) -> None:
     """A group commit holding a redelivery of a stored event, and one delivered twice within
     the batch, keeps one row per delivery and says which were new."""
-    [(first_id, _)] = store.add_inbox_events([InboxEvent("github", "d-1", "issues", {}, T0)])
+
+    def event(source: str, delivery: str, payload: dict) -> InboxEvent:
+        return InboxEvent(source, delivery, "issues", stored_json(payload), T0)
+
+    [(first_id, _)] = store.add_inbox_events([event("github", "d-1", {})])
     batch = [
-        InboxEvent("github", "d-1", "issues", {"again": True}, T0),
-        InboxEvent("github", "d-2", "issues", {"at": T0}, T0),
-        InboxEvent("github", "d-2", "issues", {"twice": True}, T0),
-        InboxEvent("mlflow", "d-1", "model_version.created", {}, T0),
+        event("github", "d-1", {"again": True}),
+        event("github", "d-2", {"at": T0, "b": 1, "a": 2}),
+        event("github", "d-2", {"twice": True}),
+        event("mlflow", "d-1", {}),
     ]
 
     stored = store.add_inbox_events(batch)
@@ -627,7 +631,11 @@ def test_events_written_together_dedupe_each_one(store: Store) -> None:
     rows = {(row.source, row.delivery_id): row for row in store.inbox_events()}
     assert len(rows) == 3
     assert rows["github", "d-1"].payload == {}
-    assert rows["github", "d-2"].payload == {"at": "2025-03-01T09:00:00.000000+00:00"}
+    assert list(rows["github", "d-2"].payload.items()) == [  # as sent, in its order
+        ("at", "2025-03-01T09:00:00.000000+00:00"),
+        ("b", 1),
+        ("a", 2),
+    ]
     assert rows["github", "d-2"].received_at == T0
 
 

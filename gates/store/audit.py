@@ -48,6 +48,15 @@ def canonical_json(value: Any) -> bytes:
     ).encode()
 
 
+def stored_json(value: Any) -> str:
+    """``value`` as the text of a JSON column: compact, keys in their given order (a payload
+    reads back as it was sent), no NaN, datetimes as UTC ISO strings. Not for hashing: that
+    is :func:`canonical_json`, whose sorted keys cost a quarter more on a large payload."""
+    return json.dumps(
+        value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_encode
+    )
+
+
 def jsonable(value: Any) -> Any:
     """``value`` as it will read back from a JSON column (datetimes become ISO strings).
 

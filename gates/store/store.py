@@ -42,9 +42,9 @@ from gates.store.audit import (
     GENESIS,
     AuditReport,
     as_utc,
-    canonical_json,
     chain_hash,
     jsonable,
+    stored_json,
     verify_chain,
 )
 from gates.store.tables import (
@@ -99,12 +99,15 @@ _ADD_INBOX_POSTGRESQL = _add_inbox("CAST(:payload AS JSON)")
 
 @dataclass(frozen=True)
 class InboxEvent:
-    """A received event to store: what :meth:`Store.add_inbox_events` takes."""
+    """A received event to store: what :meth:`Store.add_inbox_events` takes.
+
+    The payload comes already encoded (:func:`~gates.store.audit.stored_json`): the receiver
+    encodes it once, when it checks that the store can keep it."""
 
     source: str
     delivery_id: str
     kind: str
-    payload: Mapping[str, Any]
+    payload_json: str
     received_at: datetime
 
 
@@ -845,7 +848,7 @@ class Store:
     ) -> tuple[InboxEventRow, bool]:
         """Store a received event once per sender delivery id; a redelivery returns the stored
         row and False, so the receiver can acknowledge it without acting twice."""
-        event = InboxEvent(source, delivery_id, kind, payload, received_at)
+        event = InboxEvent(source, delivery_id, kind, stored_json(payload), received_at)
         [(event_id, created)] = self.add_inbox_events([event])
         row = self.inbox_event(event_id)
         assert row is not None  # inbox events are never deleted
@@ -860,8 +863,7 @@ class Store:
         committed together (group commit), instead of queueing every request for the write
         lock and a disk flush of its own. ``INSERT ... ON CONFLICT DO NOTHING`` makes a
         concurrent or repeated delivery a no-op without an error that would undo the others.
-        A fixed SQL text is compiled once, and the payload is encoded once, in the canonical
-        form it reads back as (what :func:`jsonable` would return).
+        A fixed SQL text is compiled once.
         """
         statement = _ADD_INBOX_SQLITE if self.is_sqlite else _ADD_INBOX_POSTGRESQL
         stored: list[tuple[int, bool]] = []
@@ -871,7 +873,7 @@ class Store:
                     "source": event.source,
                     "delivery_id": event.delivery_id,
                     "kind": event.kind,
-                    "payload": canonical_json(event.payload).decode(),
+                    "payload": event.payload_json,
                     "received_at": event.received_at,
                 }
                 new_id = session.execute(statement, values).scalar()
