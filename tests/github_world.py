@@ -90,15 +90,7 @@ def connect(world: World, monkeypatch: pytest.MonkeyPatch, base: str, private: s
     monkeypatch.setenv("PHASEGATE_GITHUB_APP_ID", "42")
     monkeypatch.setenv("PHASEGATE_GITHUB_PRIVATE_KEY", private)
     runtime.cache_clear()
-    world.store.ensure_project("churn-model", "framing", datetime.now(UTC))
-    world.store.transition(
-        project="churn-model",
-        to_phase="model-development",
-        kind="advance",
-        reason="test setup",
-        evaluation_id=None,
-        at=datetime.now(UTC),
-    )
+    world.move_to("model-development")
 
 
 @contextmanager

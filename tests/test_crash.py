@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -44,16 +43,7 @@ def add_projects(world) -> None:
     world.use_evidence("experiment-succeeded.passed.json")
     for key in PROJECTS:
         os.symlink(world.checkout, world.root / "checkouts" / key)
-        now = datetime.now(UTC)
-        world.store.ensure_project(key, "framing", now)
-        world.store.transition(
-            project=key,
-            to_phase="experimentation",
-            kind="advance",
-            reason="test setup",
-            evaluation_id=None,
-            at=now,
-        )
+        world.move_to("experimentation", key)
         for n in range(EVENTS_EACH):
             world.event(f"{key}-{n}", repo=f"acme/{key}")
 

@@ -97,15 +97,7 @@ def test_events_for_no_project_are_kept_as_ignored_with_the_reason(world):
 def test_drift_alert_regresses_once_and_flapping_is_held_down(world):
     world.use_evidence("monitoring-attached.passed.json")
     now = datetime.now(UTC)
-    world.store.ensure_project("churn-model", "framing", now)
-    world.store.transition(
-        project="churn-model",
-        to_phase="operation",
-        kind="advance",
-        reason="test setup",
-        evaluation_id=None,
-        at=now,
-    )
+    world.move_to("operation")
     alert = signing.alertmanager(labels={"project": "churn-model"})
     world.store.add_inbox_event(
         source="monitoring", delivery_id="a-1", kind="alert.firing", payload=alert, received_at=now
@@ -198,22 +190,6 @@ def test_an_approval_expiring_is_noticed_by_reconcile(world):
     assert any("expired" in i["reason"] for i in result["ignored"])
 
 
-def approve(world, gate: str, *people: str) -> None:
-    """The people approve what the gate's last evaluation showed them (its digest), now."""
-    digest = world.store.last_evaluations("churn-model")[gate].gate_digest
-    for person in people:
-        world.store.add_approval(
-            project="churn-model",
-            gate=gate,
-            person=person,
-            decision="approve",
-            digest=digest,
-            reason=None,
-            source="test",
-            at=datetime.now(UTC),
-        )
-
-
 def phase(world) -> str:
     return world.store.project("churn-model").phase
 
@@ -255,23 +231,14 @@ def test_an_event_whose_worker_keeps_dying_is_given_up(world, monkeypatch):
 
 def test_a_regression_stands_until_new_approvals_arrive(world):
     world.use_evidence("monitoring-attached.passed.json")  # passes both gates' checks
-    now = datetime.now(UTC)
-    world.store.ensure_project("churn-model", "framing", now)
-    world.store.transition(
-        project="churn-model",
-        to_phase="model-development",
-        kind="advance",
-        reason="test setup",
-        evaluation_id=None,
-        at=now,
-    )
+    world.move_to("model-development")
     world.event("d-1")
     process_inbox()
-    approve(world, "model-packaged", "alice", "dave")
+    world.approve("model-packaged", "alice", "dave")
     world.event("d-2")
     process_inbox()
     assert phase(world) == "deployment"
-    approve(world, "monitoring-attached", "dave", "bob")
+    world.approve("monitoring-attached", "dave", "bob")
     world.event("d-3")
     process_inbox()
     assert phase(world) == "operation"
@@ -306,7 +273,7 @@ def test_a_regression_stands_until_new_approvals_arrive(world):
     ).stdout
     assert f"alert FeatureDrift, inbox event #{row.id}" in shown
 
-    approve(world, "model-packaged", "alice", "dave")  # the same people, after the regression
+    world.approve("model-packaged", "alice", "dave")  # the same people, after the regression
     world.event("d-4")
     process_inbox()
     assert phase(world) == "deployment"  # and monitoring-attached wants its approvals again
@@ -352,17 +319,8 @@ def test_reconcile_and_process_inbox_at_once_decide_each_event_once(world):
             .replace("models: [churn-classifier]", f"models: [{key}-model]")
         )
         os.symlink(world.checkout, world.root / "checkouts" / key)
-    now = datetime.now(UTC)
     for key in projects:
-        world.store.ensure_project(key, "framing", now)
-        world.store.transition(
-            project=key,
-            to_phase="experimentation",
-            kind="advance",
-            reason="test setup",
-            evaluation_id=None,
-            at=now,
-        )
+        world.move_to("experimentation", key)
         for n in range(5):
             world.event(f"{key}-{n}", repo=f"acme/{key}")
     with ThreadPoolExecutor(2) as pool:  # reconcile drives the inbox while process-inbox does

@@ -51,21 +51,6 @@ def _gate_runs(repo, head):
     return [r for r in repo.check_runs_for(head) if r.name == "phasegate / model-packaged"]
 
 
-def _approve(world, *people: str) -> None:
-    evaluation = world.store.evaluations("churn-model", "model-packaged")[0]
-    for person in people:
-        world.store.add_approval(
-            project="churn-model",
-            gate="model-packaged",
-            person=person,
-            decision="approve",
-            digest=evaluation.gate_digest,
-            reason=None,
-            source="test",
-            at=datetime.now(UTC),
-        )
-
-
 def test_pull_request_gets_its_gate_check_updated_in_place(world, github):
     fake, repo, number, head = github
     deliver(world, "pull_request", pull_request_event(repo, number), "sync-1")
@@ -92,7 +77,7 @@ def test_pull_request_gets_its_gate_check_updated_in_place(world, github):
     deliver_outbox()
     assert fake.count("checks/update") == 1
 
-    _approve(world, "alice", "dave")
+    world.approve("model-packaged", "alice", "dave")
     # CI's suite completes; GitHub names no PR for it either.
     deliver(world, "check_suite", check_suite_event(repo, head, ACTIONS_APP), "suite-1")
     process_inbox()

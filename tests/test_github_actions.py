@@ -41,21 +41,6 @@ def _runs(repo, head, name=GATE_CHECK):
     return sorted((r for r in repo.check_runs_for(head) if r.name == name), key=lambda r: r.id)
 
 
-def _approve(world, *people):
-    evaluation = world.store.evaluations("churn-model", "model-packaged")[0]
-    for person in people:
-        world.store.add_approval(
-            project="churn-model",
-            gate="model-packaged",
-            person=person,
-            decision="approve",
-            digest=evaluation.gate_digest,
-            reason=None,
-            source="test",
-            at=datetime.now(UTC),
-        )
-
-
 def _queue_check(world, head, digest, status, annotations, summary="summary", conclusion=None):
     """A gate check as flows/decisions.py queues it (the outbox row is the contract)."""
     world.store.enqueue_outbox(
@@ -187,7 +172,7 @@ def test_a_revoked_installation_token_is_replaced_for_reads_and_writes(world, gi
     process_inbox()
     deliver_outbox()
     fake.expire_tokens()
-    _approve(world, "alice", "dave")
+    world.approve("model-packaged", "alice", "dave")
     pr_event(world, "token-2", number, kind="check_run.rerequested")
     process_inbox()
     assert _latest_result(world).status == "passed"  # the reads asked for a new token
@@ -214,7 +199,7 @@ def test_the_phase_label_is_found_among_more_labels_than_a_page_holds(world, git
     repo.set_labels(tracking, [f"topic-{i}" for i in range(34)] + ["phase: model-development"])
     pr_event(world, "labels-1", number)
     process_inbox()
-    _approve(world, "alice", "dave")
+    world.approve("model-packaged", "alice", "dave")
     pr_event(world, "labels-2", number, kind="check_run.rerequested")
     process_inbox()
     deliver_outbox()
@@ -240,7 +225,7 @@ def test_a_pull_request_is_told_when_its_decision_changes(world, github, monkeyp
     deliver_outbox()
     assert len(repo.comments(number)) == 1  # the same decision again: nothing to say
 
-    _approve(world, "alice", "dave")
+    world.approve("model-packaged", "alice", "dave")
     pr_event(world, "comment-3", number, kind="check_run.rerequested")
     process_inbox()
     deliver_outbox()
@@ -252,14 +237,7 @@ def test_a_pull_request_is_told_when_its_decision_changes(world, github, monkeyp
 def test_a_regression_moves_the_tracking_issue_label_back(world, github):
     _, repo, _, _ = github
     now = datetime.now(UTC)
-    world.store.transition(
-        project="churn-model",
-        to_phase="operation",
-        kind="advance",
-        reason="test setup",
-        evaluation_id=None,
-        at=now,
-    )
+    world.move_to("operation")
     tracking = repo.issues[1]
     repo.set_labels(tracking, ["phase: operation"])
     alert = signing.alertmanager(labels={"project": "churn-model"})

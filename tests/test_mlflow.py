@@ -306,7 +306,7 @@ def test_a_local_mlflow_store_makes_mlflow_checks_error_and_the_flow_still_decid
     facts.write_text(
         json.dumps({k: v for k, v in json.loads(facts.read_text()).items() if k != "mlflow"})
     )
-    move_to_model_development(world)
+    world.move_to("model-development")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # MLflow's usual local values
     world.event("nudge")
     process_inbox()
@@ -330,19 +330,6 @@ def test_a_local_mlflow_store_makes_mlflow_checks_error_and_the_flow_still_decid
 
 
 # -- webhooks: connect, deliver, decide -----------------------------------------------------
-
-
-def move_to_model_development(world) -> None:
-    now = datetime.now(UTC)
-    world.store.ensure_project("churn-model", "framing", now)
-    world.store.transition(
-        project="churn-model",
-        to_phase="model-development",
-        kind="advance",
-        reason="test setup",
-        evaluation_id=None,
-        at=now,
-    )
 
 
 @pytest.fixture
@@ -440,7 +427,7 @@ def test_registering_a_version_reaches_the_receiver_and_the_gate_decides(
     facts.write_text(
         json.dumps({k: v for k, v in json.loads(facts.read_text()).items() if k != "mlflow"})
     )
-    move_to_model_development(world)
+    world.move_to("model-development")
     monkeypatch.setenv("PHASEGATE_MLFLOW_WEBHOOK_SECRET", signing.MLFLOW_SECRET)
     settings = Settings()
     with serving(create_app(settings, world.store)) as receiver:
@@ -494,7 +481,7 @@ def test_without_webhooks_reconcile_reads_the_registry_afresh(mlflow_server, wor
     projects = world.root / "policies" / "projects" / "churn-model.yaml"
     projects.write_text(projects.read_text().replace("churn-classifier", name))
     world.use_evidence("model-packaged.passed.json")
-    move_to_model_development(world)
+    world.move_to("model-development")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
     mlflow_server.log_model(name, metrics={"auc": 0.9})
 

@@ -259,15 +259,7 @@ def test_reject_asks_for_a_reason_and_blocks_the_gate(env):
 def test_a_regression_by_a_monitoring_alert_is_told_to_the_owners(env):
     env.world.use_evidence("monitoring-attached.passed.json")
     now = datetime.now(UTC)
-    env.world.store.ensure_project("churn-model", "framing", now)
-    env.world.store.transition(
-        project="churn-model",
-        to_phase="operation",
-        kind="advance",
-        reason="test setup",
-        evaluation_id=None,
-        at=now,
-    )
+    env.world.move_to("operation")
     alert = signing.alertmanager(labels={"project": "churn-model"})
     env.world.store.add_inbox_event(
         source="monitoring", delivery_id="a-1", kind="alert.firing", payload=alert, received_at=now

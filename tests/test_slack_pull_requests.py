@@ -97,16 +97,7 @@ def pr(world, monkeypatch) -> Iterator[Pr]:
         monkeypatch.setenv("PHASEGATE_SLACK_API_URL", url)
         monkeypatch.setenv("PHASEGATE_SLACK_SIGNING_SECRET", signing.SLACK_SECRET)
         runtime.cache_clear()
-        now = datetime.now(UTC)
-        world.store.ensure_project("churn-model", "framing", now)
-        world.store.transition(
-            project="churn-model",
-            to_phase="model-development",
-            kind="advance",
-            reason="test setup",
-            evaluation_id=None,
-            at=now,
-        )
+        world.move_to("model-development")
         app = create_app(Settings(), world.store)
         with serving(app) as base, client(base) as http:
             yield Pr(world, slack, http, repo, number, head)

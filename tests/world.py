@@ -54,6 +54,34 @@ class World:
             received_at=datetime.now(UTC),
         )
 
+    def move_to(self, phase: str, project: str = "churn-model") -> None:
+        """Put a project in ``phase`` directly, as if the gates before it had passed."""
+        now = datetime.now(UTC)
+        self.store.ensure_project(project, "framing", now)
+        self.store.transition(
+            project=project,
+            to_phase=phase,
+            kind="advance",
+            reason="test setup",
+            evaluation_id=None,
+            at=now,
+        )
+
+    def approve(self, gate: str, *people: str, project: str = "churn-model") -> None:
+        """The people approve what the gate's last evaluation showed them (its digest), now."""
+        digest = self.store.last_evaluations(project)[gate].gate_digest
+        for person in people:
+            self.store.add_approval(
+                project=project,
+                gate=gate,
+                person=person,
+                decision="approve",
+                digest=digest,
+                reason=None,
+                source="test",
+                at=datetime.now(UTC),
+            )
+
     def decisions(self) -> list[dict]:
         log = self.root / ".phasegate" / "decisions.jsonl"
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
