@@ -52,10 +52,14 @@ def names(document: dict[str, Any]) -> dict[str, str]:
 
 def summary(document: dict[str, Any]) -> dict[str, Any]:
     """The gist of a report, in any of the shapes: drifted columns, drift share, whether the
-    dataset drifted, and how many tests failed."""
+    dataset drifted, and how many tests failed.
+
+    Total over any JSON: a field of an unexpected type is passed over, never raised on, since
+    the receiver keeps whatever passes :func:`is_report` and every later evaluation of the
+    monitoring window reads it again."""
     report = _flattened(document)
-    metrics = [m for m in report.get("metrics") or [] if isinstance(m, dict)]
-    tests = [t for t in report.get("tests") or [] if isinstance(t, dict)]
+    metrics = _dicts(report.get("metrics"))
+    tests = _dicts(report.get("tests"))
     legacy = any("metric" in m and "result" in m for m in metrics)
     drift = _legacy_drift(metrics) if legacy else _drift(metrics)
     failed = [t for t in tests if str(t.get("status", "")).upper() in {"FAIL", "ERROR"}]
@@ -72,25 +76,35 @@ def summary(document: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The mappings in a list; nothing from anything else."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def _flattened(document: dict[str, Any]) -> dict[str, Any]:
     """A ``dumps()`` snapshot as the ``{"metrics", "tests"}`` shape ``json()`` gives."""
     results = document.get("metric_results")
     if not isinstance(results, dict):
         return document
     top = document.get("top_level_metrics")
-    ids = [i for i in top if i in results] if isinstance(top, list) else list(results)
+    ids = (
+        [i for i in top if isinstance(i, str) and i in results]
+        if isinstance(top, list)
+        else list(results)
+    )
     metrics, tests = [], []
     for metric_id in ids:
         result = results[metric_id]
         if not isinstance(result, dict):
             continue
-        location = result.get("metric_value_location") or {}
-        config = (location.get("metric") or {}).get("params") if isinstance(location, dict) else {}
+        location = result.get("metric_value_location")
+        metric = location.get("metric") if isinstance(location, dict) else None
+        config = metric.get("params") if isinstance(metric, dict) else None
         value = result.get("value")
         if isinstance(result.get("count"), dict) and isinstance(result.get("share"), dict):
             value = {"count": result["count"].get("value"), "share": result["share"].get("value")}
-        metrics.append({"id": metric_id, "config": config or {}, "value": value})
-        tests += [t for t in result.get("tests") or [] if isinstance(t, dict)]
+        metrics.append({"id": metric_id, "config": config, "value": value})
+        tests += _dicts(result.get("tests"))
     return {"metrics": metrics, "tests": tests}
 
 
@@ -161,7 +175,9 @@ def _legacy_drift(metrics: list[dict[str, Any]]) -> dict[str, Any]:
             out["drifted_share"] = result.get("share_of_drifted_columns")
         by_column = result.get("drift_by_columns")
         if isinstance(by_column, dict):
-            drifted |= {c for c, r in by_column.items() if (r or {}).get("drift_detected")}
+            drifted |= {
+                c for c, r in by_column.items() if isinstance(r, dict) and r.get("drift_detected")
+            }
         if name == "ColumnDriftMetric" and result.get("drift_detected"):
             drifted.add(str(result.get("column_name")))
     if drifted or out:

@@ -449,6 +449,35 @@ def source(world, default_policies) -> MonitoringSource:
     return MonitoringSource(world.store, lambda: default_policies, Settings().heartbeat_alerts)
 
 
+ODD_REPORTS = [  # each passes the receiver's "is it a report" test
+    {"metric_results": {"a": {"metric_value_location": {"metric": "x"}, "tests": 5}}},
+    {"metric_results": {"a": {}}, "top_level_metrics": [["a"], {"b": 1}, "a"]},
+    {"metrics": [{"metric": "DataDriftTable", "result": {"drift_by_columns": {"c": 1}}}]},
+    {"metrics": [{"metric_id": 7, "config": [], "value": "x"}], "tests": "FAIL"},
+]
+
+
+def test_a_report_of_odd_shape_is_passed_over_and_the_window_still_reads(world, default_policies):
+    """Whatever the receiver kept is read again by every evaluation of the monitoring window:
+    one report with a field of an unexpected type must not stop them all."""
+    for n, report in enumerate(ODD_REPORTS):
+        add(
+            world,
+            f"odd-{n}",
+            "report",
+            {"subject": {"model": "churn-classifier"}, "report": report},
+        )
+    watchdog = {"alertname": "Watchdog", "project": "churn-model"}
+    add(world, "hb", "alert.firing", signing.alertmanager(labels=watchdog))
+
+    collected = source(world, default_policies).collect(default_policies.projects["churn-model"])
+
+    signals = collected["monitoring"]["signals"]
+    assert {s["kind"] for s in signals} == {"report", "heartbeat"}
+    [report] = [s for s in signals if s["kind"] == "report"]
+    assert report["status"] is None and report["summary"]["format"] == "evidently"
+
+
 def test_signals_are_the_first_of_each_kind_and_alerts_their_latest_state(world, default_policies):
     churn = default_policies.projects["churn-model"]
     long_ago = datetime.now(UTC) - timedelta(days=40)
@@ -612,19 +641,6 @@ def grafana(status: str, labels: dict, starts: str = "2026-11-20T10:00:00Z") -> 
     }
 
 
-def move_to(world, phase: str) -> None:
-    now = datetime.now(UTC)
-    world.store.ensure_project("churn-model", "framing", now)
-    world.store.transition(
-        project="churn-model",
-        to_phase=phase,
-        kind="advance",
-        reason="test setup",
-        evaluation_id=None,
-        at=now,
-    )
-
-
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_heartbeat_through_the_receiver_is_monitoring_s_first_signal(world, monkeypatch):
     from flows.process_inbox import process_inbox
@@ -634,7 +650,7 @@ def test_a_heartbeat_through_the_receiver_is_monitoring_s_first_signal(world, mo
     facts.write_text(
         json.dumps({k: v for k, v in json.loads(facts.read_text()).items() if k != "monitoring"})
     )
-    move_to(world, "deployment")
+    world.move_to("deployment")
     world.event("nudge")
     process_inbox()
     first = world.store.last_evaluations("churn-model")["monitoring-attached"].result
@@ -671,7 +687,7 @@ def test_a_drift_alert_regresses_once_is_recorded_resolved_and_flapping_is_held_
     from flows.process_inbox import process_inbox
 
     world.use_evidence("monitoring-attached.passed.json")
-    move_to(world, "operation")
+    world.move_to("operation")
     monkeypatch.setenv("PHASEGATE_ALERTS_TOKEN", signing.ALERTS_TOKEN)
     labels = {"project": "churn-model"}
 
@@ -695,7 +711,7 @@ def test_a_drift_alert_regresses_once_is_recorded_resolved_and_flapping_is_held_
         resolved = source(world, default_policies).collect(default_policies.projects["churn-model"])
         assert [a["status"] for a in resolved["monitoring"]["alerts"]] == ["resolved"]
 
-        move_to(world, "operation")  # fixed and redeployed
+        world.move_to("operation")  # fixed and redeployed
         post(notification("firing", starts="2026-11-20T12:00:00Z"))  # it flaps
         post(notification("resolved", starts="2026-11-20T12:00:00Z"))
         assert world.store.project("churn-model").phase == "operation"  # within the 6 h hold-down
@@ -792,17 +808,8 @@ def test_a_grouped_notification_is_judged_alert_by_alert_for_each_project(
 
     (world.root / "policies" / "projects" / "fraud-model.yaml").write_text(FRAUD_PROJECT)
     world.use_evidence("monitoring-attached.passed.json")
-    now = datetime.now(UTC)
     for key in ("churn-model", "fraud-model"):
-        world.store.ensure_project(key, "framing", now)
-        world.store.transition(
-            project=key,
-            to_phase="operation",
-            kind="advance",
-            reason="test setup",
-            evaluation_id=None,
-            at=now,
-        )
+        world.move_to("operation", key)
     monkeypatch.setenv("PHASEGATE_ALERTS_TOKEN", signing.ALERTS_TOKEN)
     body = json.dumps(grouped(sender)).encode()
     with serving(create_app(Settings(), world.store)) as base, client(base) as http:
