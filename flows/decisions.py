@@ -18,7 +18,7 @@ from gates.lifecycle import Move, regress, regressions_from
 from gates.policy import PolicySet
 from gates.render import to_text
 from gates.result import GateResult
-from gates.store import Store
+from gates.store import Effect, Store
 from integrations.github import effects as github_effects
 from integrations.slack import effects as slack_effects
 
@@ -60,20 +60,19 @@ def record(
     if move is not None and store.project(result.project).phase != phase:
         _stale(result.project, move)  # a late decision: the project has moved on since
         move = None
-    # What to tell is queued before the move is made: a process killed in between decides
-    # again from the same phase and queues the same keys (no-ops), whereas after a move made
-    # first it would decide from the next phase and this decision would never be told.
-    effects = [decision_log(result, evidence, move, row.id)]
-    if github is not None:
-        effects += github_effects.decision(
-            policies, result, evidence, move, github, store.last_outbox_key, rerun
-        )
-    if slack:
-        effects += slack_effects.decision(
-            store, policies, result, move, pull.number if pull else None
-        )
-    for kind, key, payload in effects:
-        store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
+
+    def effects(move: Move | None) -> list[Effect]:
+        told = [decision_log(result, evidence, move, row.id)]
+        if github is not None:
+            told += github_effects.decision(
+                policies, result, evidence, move, github, store.last_outbox_key, rerun
+            )
+        if slack:
+            told += slack_effects.decision(
+                store, policies, result, move, pull.number if pull else None
+            )
+        return told
+
     if move is not None and (
         store.transition(
             project=result.project,
@@ -83,11 +82,15 @@ def record(
             evaluation_id=row.id,
             at=result.evaluated_at,
             expected_phase=phase,
+            effects=effects(move),
         )
         is None
     ):
         _stale(result.project, move)  # another run made this move a moment before
         move = None
+    if move is None:  # told as a decision without a move
+        for kind, key, payload in effects(None):
+            store.enqueue_outbox(idempotency_key=key, kind=kind, payload=payload)
     return move
 
 
@@ -151,24 +154,26 @@ def regression(
             _stale(project, move)
             return None
         cause = _cause(inbox_id, event)
-        store.enqueue_outbox(  # before the move, as in record()
-            idempotency_key=f"regression:{project}:{move.rule}:{event.occurred_at.isoformat()}",
-            kind=DECISION_LOG,
-            payload={
-                "project": project,
-                "gate": None,
-                "status": "regressed",
-                "summary": move.reason,
-                "moved": f"{move.from_phase} -> {move.to_phase}",
-                "event": {"inbox_id": inbox_id, "kind": event.kind, "labels": event.labels},
-            },
-        )
         when = event.occurred_at.isoformat()
+        told: list[Effect] = [
+            (
+                DECISION_LOG,
+                f"regression:{project}:{move.rule}:{when}",
+                {
+                    "project": project,
+                    "gate": None,
+                    "status": "regressed",
+                    "summary": move.reason,
+                    "moved": f"{move.from_phase} -> {move.to_phase}",
+                    "event": {"inbox_id": inbox_id, "kind": event.kind, "labels": event.labels},
+                },
+            )
+        ]
         label = github_effects.phase_label(policies, project, move.to_phase, when)
         if github is not None and label:
-            store.enqueue_outbox(idempotency_key=label[1], kind=label[0], payload=label[2])
+            told.append(label)
         if slack and (notice := slack_effects.regressed(policies, project, move, when)):
-            store.enqueue_outbox(idempotency_key=notice[1], kind=notice[0], payload=notice[2])
+            told.append(notice)
         applied = store.transition(
             project=project,
             to_phase=move.to_phase,
@@ -178,6 +183,7 @@ def regression(
             at=now,
             rule=move.rule,
             expected_phase=phase,
+            effects=told,
         )
         if applied is None:
             _stale(project, move)

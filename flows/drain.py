@@ -27,16 +27,24 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger("phasegate.drain")
+
+RESTART_PAUSE_S = 10.0
+"""A drainer that exited sooner than this after it started is not started again before
+this much time has passed: one that cannot start (a broken install, a bad setting) would
+otherwise be a new process, and an error in the log, for every stored event."""
 
 
 class Drainer:
     """The serve side: start the drainer process, wake it, stop it."""
 
-    def __init__(self) -> None:
+    def __init__(self, restart_pause_s: float = RESTART_PAUSE_S) -> None:
         self._process: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
+        self.restart_pause_s = restart_pause_s
         self._lock = threading.Lock()
 
     def __call__(self, inbox_id: int, source: str, kind: str) -> None:
@@ -53,6 +61,7 @@ class Drainer:
             self._start_locked()
 
     def _start_locked(self) -> None:
+        self._started = time.monotonic()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "flows.drain"], stdin=subprocess.PIPE, close_fds=True
         )
@@ -64,8 +73,13 @@ class Drainer:
             if self._process is None:
                 return
             if self._process.poll() is not None:
+                lived = time.monotonic() - self._started
+                if lived < self.restart_pause_s:  # dying at start: not a process per event
+                    return  # the events wait in the inbox for a later wake-up or reconcile
                 log.error(
-                    "the drainer exited (code %s); starting it again", self._process.returncode
+                    "the drainer exited (code %s, %.0f s after it started); starting it again",
+                    self._process.returncode,
+                    lived,
                 )
                 self._start_locked()
             assert self._process.stdin is not None
@@ -110,7 +124,7 @@ def _deliver_when_asked(wanted: threading.Event, closing: threading.Event) -> No
             _without_heartbeat(deliver_outbox)
         except Exception:  # the rows stay in the outbox; deliver-outbox's schedule retries
             log.exception("deliver-outbox failed; its schedule will retry")
-        if closing.is_set():
+        if closing.is_set() and not wanted.is_set():  # asked again meanwhile: once more
             return
 
 

@@ -78,7 +78,13 @@ def collect(
     chosen = next(s for s in rt.sources if s.name == source)
     collected: dict[str, dict[str, Any]] = {}
     for project, pull in units:
-        config = rt.policies.current.projects[project]
+        config = rt.policies.current.projects.get(project)
+        if config is None:  # routed under policies a push in this batch has since replaced
+            collected[_key((project, pull))] = {
+                "error": f"project '{project}' is not in the policies in force any more "
+                "(a policy change removed or renamed it)"
+            }
+            continue
         try:
             if isinstance(chosen, ReadsEvents):
                 seen = [Event(**e) for e in (events or {}).get(_key((project, pull)), [])]
@@ -96,7 +102,8 @@ Share = list[tuple[Unit, list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]
 
 WORKERS = 4
 RECORD_TOGETHER = 10
-"""Decisions written in one transaction: few enough that the write lock is soon free again."""
+"""Decisions written in one SQLite transaction: few enough that the write lock is soon free
+again (PostgreSQL commits each write on its own: see :meth:`Store.batch`)."""
 
 
 @task(name="decide-projects", cache_policy=NO_CACHE)
@@ -104,10 +111,10 @@ def decide(share: Share) -> dict[str, str]:
     """Decide a share of the batch's units one after another; those that failed, with why.
 
     One task per share, not per unit: a task run costs Prefect about as much CPU as a
-    decision itself. Decisions are recorded ``RECORD_TOGETHER`` at a time, in one transaction
-    (one commit, not one per row), and made before it opens: the store's write lock is held
-    only for the writing, and the receiver gets its turn in between. Each unit fails alone,
-    and its decision is a line of this task's log."""
+    decision itself. Decisions are recorded ``RECORD_TOGETHER`` at a time, in one SQLite
+    transaction (one commit, not one per row), and made before it opens: the store's write
+    lock is held only for the writing, and the receiver gets its turn in between. Each unit
+    fails alone, and its decision is a line of this task's log."""
     rt, logger = runtime(), get_run_logger()
     failures = {}
 

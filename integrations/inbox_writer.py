@@ -7,8 +7,9 @@ write is in progress are written together in the next: one transaction and one d
 for all of them, each request answered once its own event is stored. There is no timer: a
 lone request is written at once, and the batch grows only as fast as requests pile up.
 
-One bad event must not take the others down with it: if a batch fails, its events are
-written again one by one, so only the one that cannot be stored fails.
+One bad event must not take the others down with it: if the database refuses a row of a
+batch, its events are written again one by one, so only the one that cannot be stored fails.
+If the database itself fails, the whole batch fails at once (503: the senders retry).
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from gates.store import InboxEvent, Store
 
 log = logging.getLogger("phasegate.receiver")
+
+ONE_ROW_ERRORS = (IntegrityError, DataError)
+"""What the database refuses one row for. Anything else (locked past the busy timeout, gone)
+would fail each event again, one after the other, while new requests wait behind them."""
 
 Stored = tuple[int, bool]
 """The event's inbox id, and whether it is new (False: a redelivery)."""
@@ -54,8 +60,9 @@ class InboxWriter:
         try:
             results = await run_in_threadpool(self.store.add_inbox_events, [e for e, _ in batch])
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exception=exc)
+            if len(batch) == 1 or not isinstance(exc, ONE_ROW_ERRORS):
+                for _, stored in batch:  # the database itself failed: all of them, at once
+                    _settle(stored, exception=exc)
                 return
             log.warning("writing %d events together failed (%s); one by one", len(batch), exc)
             for one in batch:

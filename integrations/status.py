@@ -1,7 +1,9 @@
 """The read-only status page, served by the receiver: where a check run's "Details" leads.
 
-``GET /status`` lists the projects, their phase and the last decision of each gate;
-``GET /status/{project}`` shows each gate's latest result in full (every check with its
+``GET /status`` lists the projects, their phase and the last decision of each gate, for the
+project and for each pull request it was checked on; ``GET /status/{project}`` (the
+project's own) and ``GET /status/{project}?pr=N`` (pull request N's, where its check's
+"Details" leads) show each gate's latest result in full (every check with its
 outcome, expected and found value, link and hint; the approvals still missing; rejections
 with their reasons), rendered by :func:`gates.render.to_html` from the stored result -- the
 same value the check summary and the Slack message show. Everything is read from the store;
@@ -21,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gates.render import to_html
 from gates.result import GateResult
-from gates.store import Store
+from gates.store import EvaluationRow, Store
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #1f2328 }
@@ -46,25 +48,44 @@ def _page(title: str, body: str) -> str:
     )
 
 
+def _scope(pull_request: int | None) -> str:
+    return f"PR #{pull_request}" if pull_request is not None else "the project"
+
+
+def _href(key: str, pull_request: int | None, gate: str | None = None) -> str:
+    """The page of a project, or of one of its pull requests (what a PR's check links to)."""
+    url = f"/status/{quote(key, safe='')}"
+    url += f"?pr={pull_request}" if pull_request is not None else ""
+    return url + (f"#{quote(gate, safe='')}" if gate else "")
+
+
+def _latest(store: Store, key: str) -> list[tuple[tuple[str, int | None], EvaluationRow]]:
+    """The latest evaluation of each gate, for the project and for each pull request it was
+    checked on, apart: a PR's check and the project's own standing may well differ."""
+    rows = store.latest_evaluations(key).items()
+    return sorted(rows, key=lambda item: (item[0][1] is not None, item[0][1] or 0, item[0][0]))
+
+
 def overview(store: Store) -> str:
-    """Every project the store knows, its phase and the last decision of each gate."""
+    """Every project the store knows, its phase and the last decision of each gate (for the
+    project, and for each pull request)."""
     rows = []
     for project in sorted(store.projects(), key=lambda p: p.key):
-        link = f'<a href="/status/{quote(project.key, safe="")}">{escape(project.key)}</a>'
-        gates = sorted(store.last_evaluations(project.key).items())
+        link = f'<a href="{_href(project.key, None)}">{escape(project.key)}</a>'
+        gates = _latest(store, project.key)
         if not gates:
-            rows.append(f"<tr><td>{link}</td><td>{escape(project.phase)}</td>" + "<td></td>" * 4)
-        for gate, row in gates:
-            anchor = f"/status/{quote(project.key, safe='')}#{quote(gate, safe='')}"
+            rows.append(f"<tr><td>{link}</td><td>{escape(project.phase)}</td>" + "<td></td>" * 5)
+        for (gate, pull), row in gates:
             rows.append(
                 f"<tr><td>{link}</td><td>{escape(project.phase)}</td>"
-                f'<td><a href="{anchor}">{escape(gate)}</a></td><td>{escape(row.status)}</td>'
+                f'<td><a href="{_href(project.key, pull, gate)}">{escape(gate)}</a></td>'
+                f"<td>{_scope(pull)}</td><td>{escape(row.status)}</td>"
                 f"<td>{escape(str(row.result.get('summary', '')))}</td>"
                 f"<td>{row.at:%Y-%m-%d %H:%M} UTC</td></tr>"
             )
     table = (
-        "<table><thead><tr><th>Project</th><th>Phase</th><th>Gate</th><th>Decision</th>"
-        "<th>Summary</th><th>When</th></tr></thead><tbody>\n"
+        "<table><thead><tr><th>Project</th><th>Phase</th><th>Gate</th><th>On</th>"
+        "<th>Decision</th><th>Summary</th><th>When</th></tr></thead><tbody>\n"
         + "\n".join(rows)
         + "\n</tbody></table>"
         if rows
@@ -73,19 +94,26 @@ def overview(store: Store) -> str:
     return _page("phasegate status", f"<h1>phasegate status</h1>\n{table}")
 
 
-def project_page(store: Store, key: str) -> str | None:
-    """Each gate's latest result for ``key``; None for a project the store does not know."""
+def project_page(store: Store, key: str, pull_request: int | None = None) -> str | None:
+    """Each gate's latest result for ``key`` -- on ``pull_request`` when given, the project's
+    own otherwise, with links to its pull requests' pages; None for a project the store
+    does not know."""
     project = store.project(key)
     if project is None:
         return None
-    sections = [
-        _section(gate, row.result) for gate, row in sorted(store.last_evaluations(key).items())
-    ]
+    latest = _latest(store, key)
+    sections = [_section(gate, row.result) for (gate, pull), row in latest if pull == pull_request]
+    pulls = sorted({pull for (_, pull), _ in latest if pull is not None and pull != pull_request})
+    others = [f'<a href="{_href(key, None)}">the project</a>'] if pull_request is not None else []
+    others += [f'<a href="{_href(key, pull)}">PR #{pull}</a>' for pull in pulls]
     body = [
         '<p><a href="/status">All projects</a></p>',
-        f"<h1>{escape(key)}</h1>",
+        f"<h1>{escape(key)}"
+        + (f" · PR #{pull_request}" if pull_request is not None else "")
+        + "</h1>",
         f"<p>Phase: <strong>{escape(project.phase)}</strong></p>",
-        *(sections or ["<p>No gate has been evaluated yet.</p>"]),
+        *(sections or [f"<p>No gate has been evaluated on {_scope(pull_request)} yet.</p>"]),
+        *([f'<p class="meta">Also evaluated: {", ".join(others)}</p>'] if others else []),
     ]
     return _page(f"{key} · phasegate", "\n".join(body))
 
@@ -110,8 +138,8 @@ def router(store: Store) -> APIRouter:
         return HTMLResponse(await run_in_threadpool(overview, store))
 
     @routes.get("/status/{project}", response_class=HTMLResponse)
-    async def one_project(project: str) -> HTMLResponse:
-        page = await run_in_threadpool(project_page, store, project)
+    async def one_project(project: str, pr: int | None = None) -> HTMLResponse:
+        page = await run_in_threadpool(project_page, store, project, pr)
         if page is None:
             text = f"<h1>Unknown project</h1><p>phasegate has no project '{escape(project)}'.</p>"
             return HTMLResponse(_page("unknown project", text), status_code=404)

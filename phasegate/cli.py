@@ -190,9 +190,10 @@ def _record(
     key = scenario.evidence.project.key
     if key not in policies.projects:
         raise _unknown_project(policies, key)
-    row = store.ensure_project(key, policies.lifecycle.initial_phase, now or datetime.now(UTC))
+    known = store.project(key)  # registered only once the scenario is found recordable
+    phase = known.phase if known is not None else policies.lifecycle.initial_phase
     evidence = scenario.evidence.model_copy(
-        update={"project": scenario.evidence.project.model_copy(update={"phase": row.phase})}
+        update={"project": scenario.evidence.project.model_copy(update={"phase": phase})}
     )
     try:
         gate = gate_for(policies, evidence, gate_id or scenario.gate)
@@ -209,6 +210,7 @@ def _record(
     ]
     if problems:
         raise _fail("; ".join(problems) + "; nothing was recorded")
+    store.ensure_project(key, phase, now or datetime.now(UTC))
     digest = gate_digest(evidence, gate.reads)
     for approval in scenario.approvals:
         store.add_approval(
@@ -235,11 +237,9 @@ def _record(
     approvals, waivers = store.approvals(key, gate.id), store.waivers(key, gate.id)
     sent_back = last_sent_back(store.transitions(key))  # a regression voids older approvals
     result = evaluate(gate, evidence, approvals, waivers, when, policies, sent_back=sent_back)
-    move = record(
-        store, policies, result, row.phase, move=advance(policies.lifecycle, row.phase, result)
-    )
+    move = record(store, policies, result, phase, move=advance(policies.lifecycle, phase, result))
     if move is None:
-        return result, f"recorded; {result.project} stays in {row.phase}"
+        return result, f"recorded; {result.project} stays in {phase}"
     return result, f"{result.project}: {move.from_phase} → {move.to_phase} ({move.reason})"
 
 

@@ -376,8 +376,8 @@ def test_record_refuses_a_scenario_waiver_the_policies_do_not_allow(tmp_path):
         "(needs role ds-lead); nothing was recorded"
     ) in done.stderr
     with sqlite3.connect(db) as connection:
-        assert list(connection.execute("SELECT count(*) FROM approvals")) == [(0,)]
-        assert list(connection.execute("SELECT count(*) FROM evaluations")) == [(0,)]
+        for table in ("approvals", "evaluations", "projects", "audit_log"):
+            assert list(connection.execute(f"SELECT count(*) FROM {table}")) == [(0,)], table
 
 
 def test_status_shows_who_rejected_and_why(tmp_path):

@@ -23,7 +23,7 @@ def test_the_drainer_decides_when_woken_delivers_and_comes_back_after_a_crash(wo
     world.use_evidence("problem-framed.awaiting.json")
     monkeypatch.setenv("PREFECT_API_URL", get_current_settings().api.url)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    drainer = Drainer()
+    drainer = Drainer(restart_pause_s=0)
     drainer.start()
     try:
         world.event("d-1")
@@ -42,3 +42,22 @@ def test_the_drainer_decides_when_woken_delivers_and_comes_back_after_a_crash(wo
     finally:
         exit_code = drainer.close()
     assert exit_code == 0  # closing the pipe let it finish and exit
+
+
+def test_a_drainer_that_dies_at_once_is_not_started_again_for_every_event(world, monkeypatch):
+    world.use_evidence("problem-framed.awaiting.json")
+    monkeypatch.setenv("PREFECT_API_URL", get_current_settings().api.url)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    drainer = Drainer(restart_pause_s=3)
+    drainer.start()
+    try:
+        crashed = drainer.pid
+        os.kill(crashed, signal.SIGKILL)  # as if it could not start
+        wait_for(lambda: os.waitpid(crashed, os.WNOHANG)[0] == crashed, timeout=10)
+        world.event("d-1")
+        drainer(1, "github", "issues.edited")
+        assert drainer.pid == crashed  # within the pause: left alone, the event waits
+        wait_for(lambda: (drainer(1, "github", "issues.edited"), drainer.pid != crashed)[1])
+        wait_for(lambda: done(world, "d-1"), timeout=120, every=0.1)
+    finally:
+        drainer.close()

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from flows.deliver_outbox import deliver_outbox
-from flows.process_inbox import process_inbox
+from flows.process_inbox import collect, process_inbox
 from flows.reconcile import reconcile
 from flows.runtime import runtime
 from gates.records import Approval
@@ -213,6 +213,21 @@ def test_one_bad_event_fails_alone_and_the_rest_of_the_batch_is_decided(world):
     assert bad.status == "failed" and bad.attempts == 1
     assert bad.error.startswith("could not route this slack event (slack.block_actions): ")
     assert "AttributeError" in bad.error
+
+
+def test_a_project_a_policy_change_removed_mid_batch_fails_alone(world):
+    """Events are routed before a policy push in the same batch is installed: a project the
+    new set no longer has is that unit's error, not a failure of every unit of the batch."""
+    world.use_evidence("problem-framed.awaiting.json")
+    units = [("churn-model", None), ("renamed-away", None)]
+
+    collected = collect.fn("local", units)
+
+    assert "fragment" in collected["churn-model"]
+    assert collected["renamed-away"] == {
+        "error": "project 'renamed-away' is not in the policies in force any more "
+        "(a policy change removed or renamed it)"
+    }
 
 
 def test_an_event_whose_worker_keeps_dying_is_given_up(world, monkeypatch):

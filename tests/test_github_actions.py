@@ -263,7 +263,9 @@ def test_the_check_run_links_to_the_status_page(world, github, monkeypatch):
     process_inbox()
     deliver_outbox()
     [run] = _runs(repo, head)
-    assert run.details_url == "https://phasegate.example.org/status/churn-model#model-packaged"
+    assert run.details_url == (
+        f"https://phasegate.example.org/status/churn-model?pr={number}#model-packaged"
+    )
 
 
 def test_annotations_in_a_monorepo_carry_the_project_folder(world, github):

@@ -308,6 +308,8 @@ def test_two_deciders_from_one_phase_move_the_project_once(
     stores = [first, new_store()]
 
     def decide(store: Store, to_phase: str) -> Callable[[], object]:
+        told = ("slack.message", f"advanced:churn:{to_phase}", {"text": f"now in {to_phase}"})
+        queued_before = ("slack.message", "decided:churn", {"text": "already queued"})
         return lambda: store.transition(
             project="churn",
             to_phase=to_phase,
@@ -316,13 +318,23 @@ def test_two_deciders_from_one_phase_move_the_project_once(
             evaluation_id=None,
             at=T0,
             expected_phase="framing",
+            effects=[told, queued_before],
         )
 
+    first.enqueue_outbox(
+        idempotency_key="decided:churn", kind="slack.message", payload={"text": "already queued"}
+    )  # a key queued already is a no-op within the move, not an error that undoes it
     moved = run_concurrently([decide(stores[0], "data"), decide(stores[1], "elsewhere")])
     applied = [m for m in moved if m is not None]
     assert len(applied) == 1
     assert first.project("churn").phase == applied[0].to_phase
     assert [t.kind for t in first.transitions("churn")] == ["init", "advance"]
+    # what is told about a move exists exactly when the move does: only the winner's
+    told = {row.idempotency_key: row.payload for row in first.outbox_rows()}
+    assert told == {
+        f"advanced:churn:{applied[0].to_phase}": {"text": f"now in {applied[0].to_phase}"},
+        "decided:churn": {"text": "already queued"},
+    }
 
 
 def test_regressions_remember_their_rule(store: Store) -> None:

@@ -2,7 +2,7 @@
 event inbox, the side-effect outbox and a hash-chained audit log, on SQLite or PostgreSQL."""
 
 from gates.store.audit import AuditReport
-from gates.store.store import InboxEvent, Store, UnknownProjectError
+from gates.store.store import Effect, InboxEvent, Store, UnknownProjectError
 from gates.store.tables import (
     ApprovalRow,
     AuditRow,
@@ -18,6 +18,7 @@ __all__ = [
     "ApprovalRow",
     "AuditReport",
     "AuditRow",
+    "Effect",
     "EvaluationRow",
     "InboxEvent",
     "InboxEventRow",

@@ -33,6 +33,8 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, create_engine, select
@@ -65,6 +67,8 @@ from gates.store.tables import (
 )
 
 T = TypeVar("T")
+Effect = tuple[str, str, dict[str, Any]]
+"""A side effect to queue: its kind, its idempotency key and its payload."""
 Claimable = TypeVar("Claimable", InboxEventRow, OutboxRow)
 
 ENGINE_ACTOR = "phasegate"
@@ -392,6 +396,7 @@ class Store:
         at: datetime,
         rule: str | None = None,
         expected_phase: str | None = None,
+        effects: Iterable[Effect] = (),
     ) -> TransitionRow | None:
         """Move a project to another phase; a regression names the ``rule`` that caused it.
 
@@ -401,6 +406,10 @@ class Store:
         a stale decision was replayed) nothing is written and None is returned, so two flows
         deciding at once cannot both move it, and an old decision cannot move it backwards
         under the name "advance". Without it the move is unconditional (an administrative one).
+
+        ``effects`` (kind, idempotency key, payload) are what to tell about the move: queued
+        in the same transaction, so they exist exactly when the move does -- never for a move
+        another flow won, never twice for one a killed process is deciding again.
         """
         if rule is not None and kind != "regress":
             raise ValueError(f"only a regression has a rule; a {kind} transition got {rule!r}")
@@ -408,6 +417,8 @@ class Store:
             row = self._project(session, project, lock=True)
             if expected_phase is not None and row.phase != expected_phase:
                 return None
+            for effect_kind, key, payload in effects:
+                self._enqueue(session, effect_kind, key, payload)
             return self._move(
                 session,
                 row,
@@ -1115,6 +1126,18 @@ class Store:
             return row
 
         return self._create_once(find, create, reopen)
+
+    def _enqueue(
+        self, session: Session, effect_kind: str, key: str, payload: Mapping[str, Any]
+    ) -> None:
+        """Queue a side effect within ``session`` unless its key is queued already; a key a
+        concurrent writer queued first is a no-op, not an error that would undo the session."""
+        row = OutboxRow(
+            idempotency_key=key, kind=effect_kind, payload=jsonable(payload), created_at=_now()
+        )
+        insert = sqlite_insert if self.is_sqlite else postgresql_insert
+        statement = insert(OutboxRow.__table__).values(**row.model_dump(exclude={"id"}))
+        session.execute(statement.on_conflict_do_nothing(index_elements=["idempotency_key"]))
 
     def pending_outbox(self, limit: int = 100) -> list[OutboxRow]:
         """Side effects still to perform, oldest first, including retries still waiting for their

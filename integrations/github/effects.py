@@ -26,6 +26,7 @@ from gates.lifecycle import Move
 from gates.policy import PolicySet
 from gates.render import GITHUB_SUMMARY_LIMIT, to_markdown
 from gates.result import GateResult
+from gates.store import Effect
 from phasegate.settings import Settings
 
 CHECK = "github.check"
@@ -47,8 +48,6 @@ _SAID = {
     "error": "⚠️ could not decide",
 }
 
-Effect = tuple[str, str, dict[str, Any]]
-
 
 @dataclass(frozen=True)
 class Options:
@@ -61,12 +60,13 @@ class Options:
     def of(cls, settings: Settings) -> Options:
         return cls(settings.public_url, settings.github_pr_comments)
 
-    def status_url(self, project: str, gate: str | None = None) -> str | None:
-        """The status page of ``project`` (at ``gate``), when phasegate's address is known."""
+    def status_url(self, project: str, pull_request: int, gate: str) -> str | None:
+        """The status page of ``project``'s pull request at ``gate``, when phasegate's address
+        is known: the result the PR's check shows, not the project's or another PR's."""
         if not self.public_url:
             return None
         url = f"{self.public_url.rstrip('/')}/status/{quote(project, safe='')}"
-        return url + (f"#{quote(gate, safe='')}" if gate else "")
+        return f"{url}?pr={pull_request}#{quote(gate, safe='')}"
 
 
 def conclusion(result: GateResult) -> str | None:
@@ -116,7 +116,7 @@ def check(
         return None
     github = policies.projects[result.project].github
     folder = (github.path or "").strip("/") if github else ""
-    details = options.status_url(result.project, result.gate)
+    details = options.status_url(result.project, pull.number, result.gate)
     payload: dict[str, Any] = {
         "repo": repo,
         "head_sha": pull.head_sha,
@@ -177,7 +177,7 @@ def comment(
         result.summary,
     ]
     links = [f"[the check]({pull.url}/checks)"] if pull.url else []
-    if details := options.status_url(result.project, result.gate):
+    if details := options.status_url(result.project, pull.number, result.gate):
         links.append(f"[the full result]({details})")
     if links:
         lines += ["", "See " + " and ".join(links) + "."]

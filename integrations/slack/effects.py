@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from typing import Any
 
 from gates.lifecycle import Move
 from gates.policy import PolicySet
 from gates.result import GateResult
-from gates.store import Store
+from gates.store import Effect, Store
 from integrations.slack import blocks, requests
 from integrations.slack.requests import REQUEST
 
@@ -25,8 +24,6 @@ MESSAGE = "slack.message"
 EPHEMERAL = "slack.ephemeral"
 DIRECT = "slack.dm"
 KINDS = (REQUEST, MESSAGE, EPHEMERAL, DIRECT)
-
-Effect = tuple[str, str, dict[str, Any]]
 
 
 def slack_ids(policies: PolicySet) -> dict[str, str]:

@@ -20,9 +20,8 @@ from datetime import datetime
 
 from gates.policy import PolicySet
 from gates.result import GateResult
-from gates.store import Store
+from gates.store import Effect, Store
 from integrations.slack import blocks, effects, requests
-from integrations.slack.effects import Effect
 
 
 def follow_ups(policies: PolicySet, store: Store, now: datetime) -> Iterator[Effect]:
