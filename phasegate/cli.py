@@ -425,7 +425,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
     policies_dir: PoliciesOption = None,
 ) -> None:
-    """Projects, their phase, and the last decision of each gate."""
+    """Projects, their phase, and the last decision of each gate (and the pull request it
+    was made on, for a gate that checks PRs)."""
     _, loaded = _loaded(policies_dir)
     store = _store()
     rows = {row.key: row for row in store.projects()}
@@ -452,6 +453,7 @@ def status(
                     g: {
                         "status": e.status,
                         "at": e.at.isoformat(),
+                        "pull_request": e.pull_request,
                         "summary": e.result.get("summary", ""),
                         "rejections": [
                             {"person": r["person"], "reason": r["reason"]}
@@ -473,7 +475,8 @@ def status(
         if (move := entry["last_move"]) and move["kind"] == "regress":
             typer.echo(f"  sent back {move['at'][:16]}Z: {move['reason']}")
         for gate, last in entry["gates"].items():
-            typer.echo(f"  {gate:<28} {last['status']:<18} {last['at'][:16]}Z")
+            on = f"  on PR #{last['pull_request']}" if last["pull_request"] is not None else ""
+            typer.echo(f"  {gate:<28} {last['status']:<18} {last['at'][:16]}Z{on}")
             for rejection in last["rejections"]:
                 typer.echo(f"    rejected by {rejection['person']}: {rejection['reason']}")
 

@@ -6,10 +6,14 @@ import json
 import os
 import sqlite3
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from flows.decisions import record
+from gates.scenario import decide, load_scenario
+from gates.store import Store
 from tests.paths import EXAMPLES, POLICIES, ROOT
 
 
@@ -393,6 +397,22 @@ def test_status_shows_who_rejected_and_why(tmp_path):
     text = phasegate("status", cwd=tmp_path, env=env).stdout
     assert "problem-framed" in text and "blocked" in text
     assert "rejected by bob: Success criteria do not name the retention target" in text
+
+
+def test_status_says_which_pull_request_a_decision_was_made_on(tmp_path, default_policies):
+    url = f"sqlite:///{tmp_path / 'pg.db'}"
+    store = Store(url)
+    store.migrate()
+    store.ensure_project("churn-model", "model-development", datetime.now(UTC))
+    result = decide(default_policies, load_scenario(EXAMPLES / "model-packaged.blocked.json"))
+    evidence = load_scenario(EXAMPLES / "model-packaged.blocked.json").evidence
+    record(store, default_policies, result, "model-development", evidence, move=None)  # PR #14
+    env = {"PHASEGATE_DATABASE_URL": url}
+    text = phasegate("status", cwd=tmp_path, env=env).stdout
+    [line] = [x for x in text.splitlines() if "model-packaged" in x]
+    assert "blocked" in line and line.endswith("on PR #14")
+    report = json.loads(phasegate("status", "--json", cwd=tmp_path, env=env).stdout)
+    assert report[0]["gates"]["model-packaged"]["pull_request"] == 14
 
 
 @pytest.mark.usefixtures("prefect_harness")
