@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -400,7 +401,8 @@ def process_inbox(batch_size: int | None = None, nudge_outbox: bool = True) -> d
         reclaim_after=reclaim,
         max_attempts=rt.settings.max_attempts,
     ):
-        with kept_claimed(rt.store, [row.id for row in batch], reclaim):
+        renew = partial(rt.store.renew_inbox_claims, [row.id for row in batch])
+        with kept_claimed(renew, reclaim, f"claim on {len(batch)} inbox event(s)"):
             work, policy_prs, notes = _triage(batch, policies, totals)
             failures = _decide_all(work) if work else {}
             failed = {row: error for unit, error in failures.items() for row in work[unit].rows}

@@ -4,7 +4,8 @@ effect, and no side effect is performed twice.
 The worker (tests/crash_worker.py) is slowed so that the kill lands where it hurts: in
 process-inbox after some units of the batch have recorded their decision (and moved their
 project) while the batch's events are still claimed; in deliver-outbox after GitHub has made
-a check run and before phasegate has marked the side effect done.
+a check run and before phasegate has marked the side effect done; and in deliver-outbox again
+and again on the same side effect, which is then given up rather than tried forever.
 """
 
 from __future__ import annotations
@@ -110,21 +111,23 @@ def test_kill_9_mid_batch_then_restart(world, monkeypatch):
 
 
 class HeldCreations:
-    """The fake GitHub, answering check-run creations only ``hold_s`` after making them: the
-    window in which GitHub has the check run and phasegate does not know it yet."""
+    """The fake GitHub, answering check-run creations (and, with ``updates``, changes) only
+    ``hold_s`` after making them, or once ``holding`` is turned off: the window in which
+    GitHub has the check run and phasegate does not know it yet."""
 
-    def __init__(self, app: Any, hold_s: float) -> None:
+    def __init__(self, app: Any, hold_s: float, updates: bool = False) -> None:
         self.app = app
         self.hold_s = hold_s
+        self.methods = ("POST", "PATCH") if updates else ("POST",)
         self.holding = True
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        creating = (
+        writing = (
             scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"].endswith("/check-runs")
+            and scope["method"] in self.methods
+            and "/check-runs" in scope["path"]
         )
-        if not (self.holding and creating):
+        if not (self.holding and writing):
             await self.app(scope, receive, send)
             return
         answer: list[dict[str, Any]] = []
@@ -133,7 +136,9 @@ class HeldCreations:
             answer.append(message)
 
         await self.app(scope, receive, keep)
-        await asyncio.sleep(self.hold_s)
+        held_until = asyncio.get_running_loop().time() + self.hold_s
+        while self.holding and asyncio.get_running_loop().time() < held_until:
+            await asyncio.sleep(0.05)
         for message in answer:
             await send(message)
 
@@ -179,3 +184,44 @@ def test_kill_9_while_delivering_check_runs_then_restart(world, monkeypatch):
         runs = [r for r in repo.check_runs_for(head) if r.name == "phasegate / model-packaged"]
         assert len(runs) == 1 and runs[0].conclusion, (n, runs)
     assert world.store.pending_outbox(100) == []
+
+
+def test_a_side_effect_whose_worker_keeps_dying_is_given_up(world, monkeypatch):
+    monkeypatch.setenv("PHASEGATE_MAX_ATTEMPTS", "2")
+    fake, _repo, number, _head, private = seed(world)
+    held = HeldCreations(fake.app, hold_s=300, updates=True)  # GitHub "hangs" on this one
+    with serving(held) as base:
+        connect(world, monkeypatch, base, private)
+        pr_event(world, "pr-1", number)
+        assert process_inbox()["decisions"] == 1
+        [check] = [row for row in world.store.pending_outbox(100) if row.kind == "github.check"]
+        # The first worker dies creating the check run; the second takes it over, finds the
+        # check run on the head commit, and dies updating it.
+        for write in ("checks/create", "checks/update"):
+            worker = start_worker(world, "deliver-outbox")
+            try:
+                wait_for(lambda write=write: fake.count(write) == 1, timeout=120)
+            finally:
+                kill_9(worker)
+            restart(monkeypatch)
+        held.holding = False
+        totals = deliver_outbox()
+
+    assert totals["failed"] == 0  # given up while claiming: not attempted a third time
+    assert (fake.count("checks/create"), fake.count("checks/update")) == (1, 1)
+    [row] = [r for r in world.store.outbox_rows() if r.id == check.id]
+    assert (row.status, row.attempts) == ("failed", 2)
+    assert row.last_error == (
+        "gave up after 2 attempts: its worker stopped before finishing it (claim taken over)"
+    )
+    assert world.store.pending_outbox(100) == []  # the rest was delivered
+    listed = subprocess.run(
+        [sys.executable, "-m", "phasegate.cli", "outbox", "--status", "failed"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=world.root,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "github.check" in listed.stdout and "gave up after 2 attempts" in listed.stdout

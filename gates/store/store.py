@@ -31,6 +31,7 @@ from sqlalchemy import (
     or_,
     text,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -339,8 +340,8 @@ class Store:
         return project
 
     @staticmethod
-    def _row(session: Session, model: type[T], row_id: int) -> T:
-        row = session.get(model, row_id)
+    def _row(session: Session, model: type[T], row_id: int, *, lock: bool = False) -> T:
+        row = session.get(model, row_id, with_for_update=lock)
         if row is None:
             raise LookupError(f"no {model.__tablename__} row with id {row_id}")  # type: ignore[attr-defined]
         return row
@@ -955,38 +956,65 @@ class Store:
         now = now or _now()
         with self._transaction(write=True) as session:
             if reclaim_after is not None and max_attempts is not None:
-                self._give_up_stale(session, max_attempts, stale_before=now - reclaim_after)
+                self._give_up_stale(
+                    session, InboxEventRow, max_attempts, stale_before=now - reclaim_after
+                )
             rows = self._claim(session, InboxEventRow, limit, reclaim_after=reclaim_after, now=now)
             for row in rows:
                 row.attempts += 1
             return rows
 
     @staticmethod
-    def _give_up_stale(session: Session, max_attempts: int, *, stale_before: datetime) -> None:
+    def _give_up_stale(
+        session: Session, table: type[Claimable], max_attempts: int, *, stale_before: datetime
+    ) -> None:
+        """Fail, with why, the rows left ``processing`` (claimed before ``stale_before``) whose
+        dead worker had their last allowed attempt: a row that makes its worker die would
+        otherwise be taken over and retried forever.
+
+        The inbox counts an attempt when it is claimed; the outbox when it ends, so there the
+        dead worker's attempt is counted here (as a takeover would count it).
+        """
+        outbox = table is OutboxRow
+        spent = col(table.attempts) + 1 if outbox else col(table.attempts)
         statement = (
-            select(InboxEventRow)
+            select(table)
             .where(
-                col(InboxEventRow.status) == "processing",
-                col(InboxEventRow.claimed_at) <= stale_before,
-                col(InboxEventRow.attempts) >= max_attempts,
+                col(table.status) == "processing",
+                col(table.claimed_at) <= stale_before,
+                spent >= max_attempts,
             )
             .with_for_update(skip_locked=True)
         )
+        now = _now()
         for row in session.exec(statement):
-            last = row.error or "none recorded: the worker stopped before it finished (crashed?)"
             row.status = "failed"
-            row.error = f"gave up after {row.attempts} attempts: {last}"
-            row.processed_at = _now()
+            if isinstance(row, OutboxRow):
+                row.attempts += 1
+                row.claimed_at = None
+                row.last_error = Store._gave_up(row.attempts, row.last_error)
+            else:
+                row.error = Store._gave_up(row.attempts, row.error)
+                row.processed_at = now
+
+    @staticmethod
+    def _gave_up(attempts: int, last_error: str | None) -> str:
+        last = last_error or "none recorded: the worker stopped before it finished (crashed?)"
+        return f"gave up after {attempts} attempts: {last}"
 
     def renew_inbox_claims(self, event_ids: Iterable[int], now: datetime | None = None) -> int:
         """Mark claimed events as still being worked on, so that a long batch is not reclaimed
         (and processed a second time) while its worker is alive; returns how many were."""
         ids = list(event_ids)
-        if not ids:
-            return 0
+        return self._renew(InboxEventRow, col(InboxEventRow.id).in_(ids), now) if ids else 0
+
+    def _renew(
+        self, table: type[Claimable], claimed: ColumnElement[bool], now: datetime | None
+    ) -> int:
+        """Move the claims of the ``claimed`` rows still ``processing`` to ``now``."""
         statement = (
-            update(InboxEventRow)
-            .where(col(InboxEventRow.id).in_(ids), col(InboxEventRow.status) == "processing")
+            update(table)
+            .where(claimed, col(table.status) == "processing")
             .values(claimed_at=now or _now())
             .execution_options(synchronize_session=False)
         )
@@ -1003,14 +1031,16 @@ class Store:
         now: datetime,
         due: ColumnElement[bool] | None = None,
         count_dead: bool = False,
+        after: int | None = None,
     ) -> list[Claimable]:
         """Move up to ``limit`` claimable rows to ``processing`` at ``now``, oldest first.
 
         Claimable are ``pending`` rows that are ``due`` and, with ``reclaim_after``, rows left
         ``processing`` longer than that (their worker died; with ``count_dead`` that death
-        counts as an attempt, for tables that count attempts when they finish). Each row goes to one claimer only:
-        PostgreSQL claimers skip rows another one has locked (``FOR UPDATE SKIP LOCKED``) instead
-        of waiting for them, SQLite claimers take turns on the write lock.
+        counts as an attempt, for tables that count attempts when they finish); with ``after``,
+        only those with a higher id. Each row goes to one claimer only: PostgreSQL claimers
+        skip rows another one has locked (``FOR UPDATE SKIP LOCKED``) instead of waiting for
+        them, SQLite claimers take turns on the write lock.
         """
         claimable = and_(col(table.status) == "pending", true() if due is None else due)
         if reclaim_after is not None:
@@ -1020,6 +1050,8 @@ class Store:
                     col(table.status) == "processing", col(table.claimed_at) <= now - reclaim_after
                 ),
             )
+        if after is not None:
+            claimable = and_(col(table.id) > after, claimable)
         statement = (
             select(table)
             .where(claimable)
@@ -1203,17 +1235,30 @@ class Store:
         *,
         reclaim_after: timedelta | None = None,
         now: datetime | None = None,
+        max_attempts: int | None = None,
+        after: int | None = None,
     ) -> list[OutboxRow]:
         """Take up to ``limit`` due side effects to perform, oldest first, each for one worker
         only (see :meth:`_claim`).
 
         Due are ``pending`` rows whose ``not_before`` has passed (or is unset). Attempts are
         counted when they finish (:meth:`finish_outbox`), and when a dead worker's claim is
-        taken over: the handler then knows an earlier attempt may have done its part.
+        taken over: the handler then knows an earlier attempt may have done its part. A row
+        whose dead worker had its ``max_attempts``-th attempt is not taken over but failed
+        ("gave up after N attempts: <last error>"), as the inbox does. ``after``: only rows
+        with a higher id (a run that goes through the outbox once, in order).
+
+        A claim is the row's ``attempts`` as returned here: every takeover and every finish
+        changes it, so the worker still holds its claim while the row is ``processing`` with
+        that count (see :meth:`renew_outbox_claims`, :meth:`finish_outbox`).
         """
         now = now or _now()
         due = or_(col(OutboxRow.not_before).is_(None), col(OutboxRow.not_before) <= now)
         with self._transaction(write=True) as session:
+            if reclaim_after is not None and max_attempts is not None:
+                self._give_up_stale(
+                    session, OutboxRow, max_attempts, stale_before=now - reclaim_after
+                )
             return self._claim(
                 session,
                 OutboxRow,
@@ -1222,7 +1267,18 @@ class Store:
                 now=now,
                 due=due,
                 count_dead=True,
+                after=after,
             )
+
+    def renew_outbox_claims(self, claims: Mapping[int, int], now: datetime | None = None) -> int:
+        """Mark side effects still held (row id -> its ``attempts`` when claimed) as being
+        worked on, so a long delivery is not taken over while its worker is alive; returns how
+        many were. A claim taken over meanwhile is not renewed: 0 for one row means its worker
+        lost it, and must leave the row to the one that took it."""
+        if not claims:
+            return 0
+        held = tuple_(col(OutboxRow.id), col(OutboxRow.attempts)).in_(list(claims.items()))
+        return self._renew(OutboxRow, held, now)
 
     def finish_outbox(
         self,
@@ -1231,18 +1287,29 @@ class Store:
         external_id: str | None = None,
         error: str | None = None,
         retry_after: timedelta | None = None,
-    ) -> OutboxRow:
+        *,
+        claim: int | None = None,
+    ) -> OutboxRow | None:
         """Record an attempt and end its claim: ``done``, ``failed`` for good, or ``pending`` to
         be claimed again ``retry_after`` from now (at once if None; ignored for other statuses).
 
         Pass ``external_id`` as soon as the outside object exists (even on a retry) so the next
         attempt updates it rather than creating another.
+
+        ``claim`` (the row's ``attempts`` when it was claimed): finish only if that claim is
+        still held. If another worker took the row over, its attempt is the one to finish:
+        nothing changes but ``external_id`` (kept if none is recorded yet, so that what this
+        attempt made is updated rather than made again), and None is returned.
         """
         if status not in get_args(OutboxOutcome):
             raise ValueError(f"an outbox attempt ends done, failed or pending, not {status!r}")
         now = _now()
         with self._transaction(write=True) as session:
-            row = self._row(session, OutboxRow, outbox_id)
+            row = self._row(session, OutboxRow, outbox_id, lock=claim is not None)
+            if claim is not None and (row.status, row.attempts) != ("processing", claim):
+                if row.external_id is None and external_id is not None:
+                    row.external_id = external_id
+                return None
             row.status = status
             row.attempts += 1
             row.last_error = error
