@@ -657,7 +657,9 @@ class RateLimit:
 
 @dataclass
 class Fault:
-    """A canned answer for the next `times` matching requests (5xx, secondary rate limit)."""
+    """A canned answer for the next `times` matching requests (5xx, secondary rate limit),
+    once `after` matching requests have been let through; with `applied` the request takes
+    effect first and only its answer is the error (GitHub timing out after the write)."""
 
     target: str  # "*", a path glob starting with "/", or an operationId
     times: int
@@ -665,6 +667,8 @@ class Fault:
     body: dict[str, Any]
     headers: dict[str, str]
     method: str | None = None
+    after: int = 0
+    applied: bool = False
 
     def matches(self, call: Call) -> bool:
         if self.method and self.method.upper() != call.method:
@@ -1523,12 +1527,17 @@ class FakeGitHub:
         status: int = 502,
         method: str | None = None,
         message: str = "Server Error",
+        after: int = 0,
+        applied: bool = False,
     ) -> None:
         """Answer the next `times` requests to `target` ("*", a path glob like "/repos/*/pulls/1",
-        or an operationId like "checks/create") with a server error."""
+        or an operationId like "checks/create") with a server error, once `after` of them
+        have been answered as usual (the second page of a series of writes fails). With
+        `applied` the request is carried out and only its answer is the error, as when GitHub
+        times out after making what was asked (a 502 for a comment that was posted)."""
         body = {"message": message}
         with self.lock:
-            self._faults.append(Fault(target, times, status, body, {}, method))
+            self._faults.append(Fault(target, times, status, body, {}, method, after, applied))
 
     def secondary_rate_limit(
         self,
@@ -1683,8 +1692,23 @@ class FakeGitHub:
         params = self._route(call)
         for fault in self._faults:
             if fault.times > 0 and fault.matches(call):
+                if fault.after > 0:
+                    fault.after -= 1
+                    continue
                 fault.times -= 1
+                if fault.applied:
+                    self._respond(call, request, shapes, authorization, params)
                 return Reply(fault.status, dict(fault.body), dict(fault.headers))
+        return self._respond(call, request, shapes, authorization, params)
+
+    def _respond(
+        self,
+        call: Call,
+        request: Request,
+        shapes: Shapes,
+        authorization: str | None,
+        params: dict[str, str] | None,
+    ) -> Reply:
         if params is None or call.operation is None:
             raise HttpError(404, "Not Found")
         identity = self._authenticate(authorization)
