@@ -234,6 +234,24 @@ def test_a_check_run_github_made_without_answering_is_finished_on_the_retry(worl
     assert run.annotations == marks
 
 
+def test_a_policy_pull_request_github_lists_only_in_part_is_not_judged_on_a_part(
+    world, github, monkeypatch
+):
+    fake, repo, _, _ = github
+    monkeypatch.setenv("PHASEGATE_GITHUB_POLICY_REPO", REPO)
+    runtime.cache_clear()
+    path = "policies/gates/model-packaged.yaml"
+    text = repo.commits[repo.branches["main"]].files[path].decode()
+    pull = repo.add_pull("policy/retitle", files={path: text.replace("Model packaged", "M")})
+    fake.tree_limit = 5  # a repository with more files than GitHub lists in one tree
+    pr_event(world, "policy-cut", pull.number, kind="pull_request.opened")
+    process_inbox()
+    assert deliver_outbox()["failed"] == 0
+    [run] = repo.check_runs_for(repo.branches["policy/retitle"])
+    assert run.name == "phasegate / policy" and run.conclusion == "failure"
+    assert "only in part (its tree is truncated" in run.output["summary"]
+
+
 # --- rate limits, outages and refused tokens -----------------------------------------------
 
 

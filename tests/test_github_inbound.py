@@ -226,3 +226,23 @@ def test_a_late_delivery_of_an_older_push_does_not_roll_the_policies_back(github
     )
     assert "title: Newer" in (target / "gates" / "model-packaged.yaml").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkouts", "installed"]  # no debris
+
+
+def test_policies_from_a_tree_github_lists_only_in_part_are_not_installed(github, tmp_path):
+    fake, repo, *_rest, _access, source, _policies = github
+    target = tmp_path / "installed"
+    assert install(source, REPO, repo.branches["main"], "policies", target, NOW).installed
+    before = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    path = "policies/gates/model-packaged.yaml"
+    text = repo.commits[repo.branches["main"]].files[path].decode()
+    sha = repo.push("main", {path: text.replace("title: Model packaged", "title: Cut")})
+    listed = source.reader.get(REPO, f"/repos/{REPO}/git/trees/{sha}", {"recursive": "1"})
+    fake.tree_limit = len(listed["tree"]) - 1  # GitHub leaves the last entry out
+    outcome = install(source, REPO, sha, "policies", target, datetime(2026, 11, 20, 11, tzinfo=UTC))
+    assert not outcome.installed
+    assert outcome.note == (
+        f"policies of {REPO}@{sha[:12]} not installed; the policy set in force stays: GitHub "
+        f"lists the files of {REPO}@{sha[:12]} only in part (its tree is truncated: more than "
+        "100,000 entries or 7 MB), so policies/ cannot be read whole"
+    )
+    assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == before

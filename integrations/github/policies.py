@@ -26,9 +26,23 @@ SOURCE_MARKER = ".phasegate-source.json"
 dotfiles, so it is not part of the policy set or its hash."""
 
 
+class IncompleteTree(Exception):
+    """GitHub listed only part of a commit's files: a policy set read from it may lack files."""
+
+
 def fetch(source: GithubSource, repo: str, ref: str, folder: str, into: Path) -> list[str]:
-    """Write the ``folder`` of ``repo`` at ``ref`` under ``into``; the files' repo paths."""
+    """Write the ``folder`` of ``repo`` at ``ref`` under ``into``; the files' repo paths.
+
+    Raises :class:`IncompleteTree` when GitHub cut the listing short (``truncated``: more
+    than 100,000 entries or 7 MB): the files it left out may be policies, and a subset can
+    validate and yet mean something else than the whole -- a missing gate, project or
+    waiver is not an error the loader can see."""
     tree = source.reader.get(repo, f"/repos/{repo}/git/trees/{ref}", {"recursive": "1"}) or {}
+    if tree.get("truncated"):
+        raise IncompleteTree(
+            f"GitHub lists the files of {repo}@{ref[:12]} only in part (its tree is truncated: "
+            f"more than 100,000 entries or 7 MB), so {folder.strip('/')}/ cannot be read whole"
+        )
     prefix = folder.strip("/") + "/"
     written = []
     for entry in tree.get("tree", []):
@@ -87,7 +101,13 @@ def install(
     target.parent.mkdir(parents=True, exist_ok=True)
     incoming = Path(tempfile.mkdtemp(prefix=f".{target.name}.incoming-", dir=target.parent))
     try:
-        files = fetch(source, repo, sha, folder, incoming)
+        try:
+            files = fetch(source, repo, sha, folder, incoming)
+        except IncompleteTree as exc:
+            return Installed(
+                False,
+                f"policies of {repo}@{short} not installed; the policy set in force stays: {exc}",
+            )
         loaded = load_policies(incoming)
         if loaded.policies is None:
             errors = in_repository(loaded.errors, incoming, folder)
