@@ -30,8 +30,8 @@ from integrations.slack.actions import handlers as slack_handlers
 def handlers(rt: Runtime) -> dict[str, Handler]:
     known: dict[str, Handler] = {DECISION_LOG: DecisionLog(Path(".phasegate") / "decisions.jsonl")}
     if rt.github is not None:
-        known[github_effects.CHECK] = GateCheck(rt.github, rt.store.outbox_external_id)
-        known[github_effects.PHASE_LABEL] = PhaseLabel(rt.github)
+        known[github_effects.CHECK] = GateCheck(rt.github, rt.store)
+        known[github_effects.PHASE_LABEL] = PhaseLabel(rt.github, rt.store)
         known[github_effects.PR_COMMENT] = PullRequestComment(rt.github)
     if rt.slack is not None:
         known |= slack_handlers(rt.slack, rt.store)

@@ -23,7 +23,7 @@ from gates.render import GITHUB_SUMMARY_LIMIT, cut
 from gates.whatif import Change, compare
 from integrations.github import effects as github_effects
 from integrations.github.evidence import GithubSource
-from integrations.github.policies import fetch
+from integrations.github.policies import IncompleteTree, fetch
 
 CHECK_NAME = github_effects.CHECK_PREFIX + "policy"
 FULL_LIST = "run `phasegate validate` on the pull request's policy folder"
@@ -93,24 +93,28 @@ def check_policy_pull_request(repo: str, number: int) -> dict[str, Any]:
         return {"checked": False, "why": f"does not change {folder}/"}
     head = pull["head"]["sha"]
     with tempfile.TemporaryDirectory() as tmp:
-        files = fetch(source, repo, head, folder, Path(tmp))
-        loaded = load_policies(tmp)
-        errors = [str(e).replace(tmp, folder, 1) for e in loaded.errors]
-        annotations = [
-            {
-                "path": e.path.replace(tmp, folder, 1),
-                "start_line": e.line,
-                "end_line": e.line,
-                "start_column": e.col,
-                "end_column": e.col,
-                "annotation_level": "failure",
-                "title": "policy error",
-                "message": e.message,
-            }
-            for e in loaded.errors
-            if e.path.startswith(tmp)
-        ]
-        changes = _changes(loaded.policies) if loaded.policies else []
+        try:
+            files = fetch(source, repo, head, folder, Path(tmp))
+        except IncompleteTree as exc:  # a part of the files says nothing about the whole
+            files, errors, annotations, changes = [], [str(exc)], [], []
+        else:
+            loaded = load_policies(tmp)
+            errors = [str(e).replace(tmp, folder, 1) for e in loaded.errors]
+            annotations = [
+                {
+                    "path": e.path.replace(tmp, folder, 1),
+                    "start_line": e.line,
+                    "end_line": e.line,
+                    "start_column": e.col,
+                    "end_column": e.col,
+                    "annotation_level": "failure",
+                    "title": "policy error",
+                    "message": e.message,
+                }
+                for e in loaded.errors
+                if e.path.startswith(tmp)
+            ]
+            changes = _changes(loaded.policies) if loaded.policies else []
     conclusion, title, summary = _summary(errors, changes, len(files))
     logger.info("policy PR %s#%s: %s", repo, number, title)
     rt.store.enqueue_outbox(

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+
+from gates.store import OutboxRow
 
 log = logging.getLogger("phasegate.actions")
 
@@ -28,13 +31,42 @@ class Permanent(Exception):
 
 
 class Handler(Protocol):
-    """``retried``: an earlier attempt at this row was claimed and never finished, so what it
-    was to make may already exist (a process killed between the request and the record);
-    a handler that can look for it does so then, and only then."""
+    """``retried``: this row was attempted before -- an attempt that ended in
+    :class:`RetryLater`, or one whose worker died before recording it (its claim taken over).
+    Either may have made part or all of what the row is to make (a check run GitHub created
+    before a later request of the same attempt failed; a message posted just before the kill),
+    and the outbox recorded none of it. A handler that can look for that does so then, and
+    only then: a first attempt cannot have made anything."""
 
     def __call__(
         self, key: str, payload: dict[str, Any], external_id: str | None, retried: bool = False
     ) -> str | None: ...
+
+
+def newest_state(
+    latest: Callable[[str], OutboxRow | None], prefix: str, key: str, payload: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The state to give the one outside object that every outbox row under ``prefix`` is
+    about (a check run, a label, a Slack message) when row ``key`` is performed: the state
+    queued last (its payload), or None when that newest state has been performed already --
+    the object shows it, and this older row must write nothing.
+
+    Why: the rows of one object are performed out of order. A row held back by a rate limit
+    or an outage runs after a newer one and would otherwise put back the older state it was
+    queued with (a blocked check over a passed one, an old phase label); instead it sends the
+    newest state while that is still on its way, and nothing once it has arrived.
+    ``latest(prefix)`` is :meth:`gates.store.Store.latest_outbox`."""
+    newest = latest(prefix)
+    if newest is None or newest.idempotency_key == key:
+        return payload
+    if newest.status == "done":
+        log.info(
+            "%s: superseded by %s, already performed; the older state is not sent",
+            key,
+            newest.idempotency_key,
+        )
+        return None
+    return newest.payload
 
 
 class DecisionLog:

@@ -657,7 +657,9 @@ class RateLimit:
 
 @dataclass
 class Fault:
-    """A canned answer for the next `times` matching requests (5xx, secondary rate limit)."""
+    """A canned answer for the next `times` matching requests (5xx, secondary rate limit),
+    once `after` matching requests have been let through; with `applied` the request takes
+    effect first and only its answer is the error (GitHub timing out after the write)."""
 
     target: str  # "*", a path glob starting with "/", or an operationId
     times: int
@@ -665,6 +667,8 @@ class Fault:
     body: dict[str, Any]
     headers: dict[str, str]
     method: str | None = None
+    after: int = 0
+    applied: bool = False
 
     def matches(self, call: Call) -> bool:
         if self.method and self.method.upper() != call.method:
@@ -1147,6 +1151,22 @@ class Shapes:
         )
         return template
 
+    def ref(self, repo: Repo, branch: str) -> dict[str, Any]:
+        sha = repo.branches[branch]
+        template = self.example("git/get-ref")
+        fill(
+            template["object"],
+            sha=sha,
+            type="commit",
+            url=f"{self.repo_api(repo)}/git/commits/{sha}",
+        )
+        return fill(
+            template,
+            ref=f"refs/heads/{branch}",
+            node_id=base64.b64encode(f"03:Refrefs/heads/{branch}".encode()).decode(),  # GitHub's
+            url=f"{self.repo_api(repo)}/git/refs/heads/{quote(branch, safe='/')}",
+        )
+
     def tree(self, repo: Repo, sha: str, recursive: bool) -> dict[str, Any]:
         template = self.example("git/get-tree")
         item = template["tree"][0]
@@ -1170,8 +1190,15 @@ class Shapes:
                 if recursive and entry.type == "tree":
                     yield from walk(entry.sha, f"{prefix}{entry.name}/")
 
-        entries = list(walk(sha, ""))
-        return fill(template, sha=sha, url=f"{base}/git/trees/{sha}", tree=entries, truncated=False)
+        entries = list(itertools.islice(walk(sha, ""), self.github.tree_limit + 1))
+        truncated = len(entries) > self.github.tree_limit
+        return fill(
+            template,
+            sha=sha,
+            url=f"{base}/git/trees/{sha}",
+            tree=entries[: self.github.tree_limit],
+            truncated=truncated,
+        )
 
     def app(self, app: App) -> dict[str, Any]:
         template = self.example("checks/get")["app"]
@@ -1442,6 +1469,9 @@ class FakeGitHub:
         self.requests: list[Call] = []
         self.rate_limit = RateLimit()
         self.token_ttl = timedelta(hours=1)  # GitHub's installation tokens live an hour
+        # GitHub's trees API lists at most 100,000 entries (or 7 MB) and then says
+        # `truncated`; set it lower to stand for a repository that large.
+        self.tree_limit = 100_000
         self.actions_app = App(15368, "github-actions", "GitHub Actions", "github", "")
         self.routes = [
             (method, self._route_pattern(template), name)
@@ -1523,12 +1553,17 @@ class FakeGitHub:
         status: int = 502,
         method: str | None = None,
         message: str = "Server Error",
+        after: int = 0,
+        applied: bool = False,
     ) -> None:
         """Answer the next `times` requests to `target` ("*", a path glob like "/repos/*/pulls/1",
-        or an operationId like "checks/create") with a server error."""
+        or an operationId like "checks/create") with a server error, once `after` of them
+        have been answered as usual (the second page of a series of writes fails). With
+        `applied` the request is carried out and only its answer is the error, as when GitHub
+        times out after making what was asked (a 502 for a comment that was posted)."""
         body = {"message": message}
         with self.lock:
-            self._faults.append(Fault(target, times, status, body, {}, method))
+            self._faults.append(Fault(target, times, status, body, {}, method, after, applied))
 
     def secondary_rate_limit(
         self,
@@ -1610,6 +1645,8 @@ class FakeGitHub:
                 pattern += re.escape(part)
             elif part == "path":  # a file path may hold slashes
                 pattern += f"(?P<{part}>.*)"
+            elif part == "ref" and template.endswith("/git/ref/{ref}"):  # heads/feature/x
+                pattern += f"(?P<{part}>.+)"
             elif part.endswith(("_id", "_number")):
                 pattern += f"(?P<{part}>[0-9]+)"
             else:
@@ -1683,8 +1720,23 @@ class FakeGitHub:
         params = self._route(call)
         for fault in self._faults:
             if fault.times > 0 and fault.matches(call):
+                if fault.after > 0:
+                    fault.after -= 1
+                    continue
                 fault.times -= 1
+                if fault.applied:
+                    self._respond(call, request, shapes, authorization, params)
                 return Reply(fault.status, dict(fault.body), dict(fault.headers))
+        return self._respond(call, request, shapes, authorization, params)
+
+    def _respond(
+        self,
+        call: Call,
+        request: Request,
+        shapes: Shapes,
+        authorization: str | None,
+        params: dict[str, str] | None,
+    ) -> Reply:
         if params is None or call.operation is None:
             raise HttpError(404, "Not Found")
         identity = self._authenticate(authorization)
@@ -1938,6 +1990,16 @@ class FakeGitHub:
         sha = repo.push(branch, {path: data}, message=body["message"], author=committer)
         shown = ctx.shapes.file_commit(repo, path, branch, repo.commits[sha])
         return Reply(200 if existing is not None else 201, shown)
+
+    @operation("git/get-ref", "contents=read")
+    def _get_ref(self, ctx: Context) -> Reply:
+        """A fully qualified name without ``refs/``: ``heads/<branch>`` (phasegate reads no
+        tags, which the fake does not hold)."""
+        name = ctx.params["ref"]
+        branch = name.removeprefix("heads/")
+        if not name.startswith("heads/") or branch not in ctx.repository.branches:
+            raise HttpError(404, "Not Found")
+        return Reply(200, ctx.shapes.ref(ctx.repository, branch))
 
     @operation("git/get-tree", "contents=read")
     def _get_tree(self, ctx: Context) -> Reply:

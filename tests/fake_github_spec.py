@@ -46,6 +46,7 @@ OPERATIONS: dict[str, list[str] | None] = {
     "repos/list-pull-requests-associated-with-commit": None,
     "repos/get-content": ["response-if-content-is-a-file", "response-if-content-is-a-directory"],
     "repos/create-or-update-file-contents": None,
+    "git/get-ref": None,
     "git/get-tree": ["response-recursively-retrieving-a-tree"],
     "issues/list-for-repo": None,
     "issues/get": ["default"],

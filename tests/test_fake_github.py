@@ -182,6 +182,26 @@ def test_git_tree_is_flat_unless_recursive(base):
     assert next(e for e in deep.tree if e.path == "README.md").size == 6
 
 
+def test_a_git_tree_beyond_githubs_limit_is_listed_in_part_and_says_so(fake, base):
+    fake.tree_limit = 3  # a repository with more entries than GitHub lists
+    deep = client(base).get_repo("acme/churn").get_git_tree("main", recursive=True)
+    assert len(deep.tree) == 3 and deep.raw_data["truncated"] is True
+    fake.tree_limit = 100
+    assert client(base).get_repo("acme/churn").get_git_tree("main").raw_data["truncated"] is False
+
+
+def test_a_branch_ref_names_its_head_commit(fake, base):
+    seeded = fake.repo("acme/churn")
+    sha = seeded.push("feature/x", {"x.txt": "x\n"})
+    repo = client(base).get_repo("acme/churn")
+    ref = repo.get_git_ref("heads/feature/x")
+    assert (ref.ref, ref.object.sha, ref.object.type) == ("refs/heads/feature/x", sha, "commit")
+    assert repo.get_git_ref("heads/main").object.sha == seeded.branches["main"]
+    with pytest.raises(github.GithubException) as unknown:
+        repo.get_git_ref("heads/nope")
+    assert unknown.value.status == 404
+
+
 def test_commit_with_its_files_changed(fake, base):
     seeded = fake.repo("acme/churn")
     sha = seeded.push("main", {"policies/gates.yaml": None, "policies/roles.yaml": "kind: Roles\n"})
@@ -660,6 +680,17 @@ def test_injected_server_errors(fake, base):
     with pytest.raises(github.GithubException) as unavailable:
         client(base, retry=None).get_repo("acme/churn")
     assert unavailable.value.status == 503
+
+
+def test_a_fault_after_some_requests_and_a_fault_after_the_write(fake, base, app_key):
+    fake.fail("issues/create-comment", times=1, status=502, after=1, applied=True)
+    issue = app_client(base, app_key, retry=None).get_repo("acme/churn").get_issue(1)
+    issue.create_comment("first")  # let through
+    with pytest.raises(github.GithubException) as lost:
+        issue.create_comment("second")  # posted, but GitHub answers 502
+    assert lost.value.status == 502
+    assert [c.body for c in fake.repo("acme/churn").comments(1)] == ["first", "second"]
+    assert [c.status for c in fake.calls("issues/create-comment")] == [201, 502]
 
 
 # --- the request log ---

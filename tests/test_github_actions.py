@@ -58,6 +58,36 @@ def _queue_check(world, head, digest, status, annotations, summary="summary", co
     )
 
 
+def _marks(count):
+    """``count`` failure annotations, one a line of the model card."""
+    return [
+        {
+            "path": "docs/model_card.md",
+            "start_line": line,
+            "end_line": line,
+            "annotation_level": "failure",
+            "title": f"section {line} is empty",
+            "message": "expected filled; found empty",
+        }
+        for line in range(1, count + 1)
+    ]
+
+
+def _queue_label(world, phase, at):
+    """The tracking issue's phase label as flows/decisions.py queues it after a move."""
+    world.store.enqueue_outbox(
+        idempotency_key=f"label:churn-model:{phase}:{at}",
+        kind=github_effects.PHASE_LABEL,
+        payload={"repo": REPO, "issue": 1, "phase": phase, "phases": [phase]},
+    )
+
+
+def _due_now(world):
+    """Every row waiting for a retry is due at once (instead of after its backoff)."""
+    for row in world.store.pending_outbox():
+        world.store.finish_outbox(row.id, "pending")
+
+
 def _latest_result(world):
     return world.store.evaluations("churn-model", "model-packaged")[0]
 
@@ -67,17 +97,7 @@ def _latest_result(world):
 
 def test_changed_annotations_make_a_new_check_run_instead_of_piling_up(world, github):
     fake, repo, _, head = github
-    marks = [
-        {
-            "path": "docs/model_card.md",
-            "start_line": line,
-            "end_line": line,
-            "annotation_level": "failure",
-            "title": f"section {line} is empty",
-            "message": "expected filled; found empty",
-        }
-        for line in range(1, 61)
-    ]
+    marks = _marks(60)
     _queue_check(world, head, "digest-1", "blocked", marks)
     deliver_outbox()
     [run] = _runs(repo, head)
@@ -134,6 +154,102 @@ def test_a_policy_pull_request_with_thousands_of_errors_still_gets_its_check(
     assert "more line(s)" in summary.splitlines()[-1]
     assert "phasegate validate" in summary.splitlines()[-1]
     assert len(run.annotations) == 2000  # every error at its line, 50 per request
+
+
+# --- states delivered out of order, retries that made part of a check -----------------------
+
+
+@pytest.mark.parametrize("marks", [0, 3], ids=["same-annotations", "other-annotations"])
+def test_an_older_check_state_held_back_does_not_overwrite_a_newer_one(world, github, marks):
+    fake, repo, _, head = github
+    fake.secondary_rate_limit("checks/create", times=1, retry_after=60)
+    _queue_check(world, head, "digest-1", "blocked", _marks(marks))
+    assert deliver_outbox()["retry"] == 1  # the blocked state waits a minute
+    _queue_check(world, head, "digest-2", "passed", [], conclusion="success")
+    assert deliver_outbox()["done"] == 1  # the passed state arrives first
+    _due_now(world)
+    assert deliver_outbox()["done"] == 1  # the blocked state writes nothing now
+    [run] = _runs(repo, head)
+    assert run.conclusion == "success" and run.annotations == []
+    assert fake.count("checks/update") == 0
+
+
+def test_an_older_check_state_due_first_sends_the_newest_state(world, github):
+    fake, repo, _, head = github
+    fake.secondary_rate_limit("checks/create", times=2, retry_after=60)
+    _queue_check(world, head, "digest-1", "blocked", _marks(3))
+    _queue_check(world, head, "digest-2", "passed", [], conclusion="success")
+    assert deliver_outbox()["retry"] == 2
+    [older, newer] = world.store.pending_outbox()
+    world.store.finish_outbox(older.id, "pending")  # only the older one is due
+    assert deliver_outbox()["done"] == 1
+    [run] = _runs(repo, head)  # it shows the newer state at once ...
+    assert run.conclusion == "success" and run.annotations == []
+    world.store.finish_outbox(newer.id, "pending")
+    assert deliver_outbox()["done"] == 1
+    [run] = _runs(repo, head)  # ... which then updates that run instead of making another
+    assert run.conclusion == "success"
+
+
+def test_an_older_phase_label_held_back_does_not_set_an_old_phase(world, github):
+    fake, repo, _, _ = github
+    tracking = repo.issues[1]
+    repo.set_labels(tracking, ["phase: model-development"])
+    fake.secondary_rate_limit("issues/list-labels-on-issue", times=1, retry_after=60)
+    _queue_label(world, "deployment", "2026-11-20T10:00:00+00:00")
+    assert deliver_outbox()["retry"] == 1
+    _queue_label(world, "operation", "2026-11-20T10:05:00+00:00")
+    assert deliver_outbox()["done"] == 1
+    _due_now(world)
+    assert deliver_outbox()["done"] == 1
+    assert [n for n in tracking.labels if n.startswith("phase: ")] == ["phase: operation"]
+
+
+@pytest.mark.parametrize("earlier_run", [False, True], ids=["first-run", "after-another-run"])
+def test_annotations_after_a_refused_page_are_sent_on_the_retry(world, github, earlier_run):
+    fake, repo, _, head = github
+    if earlier_run:
+        _queue_check(world, head, "digest-0", "blocked", _marks(3))
+        assert deliver_outbox()["done"] == 1
+    marks = _marks(150)  # the create carries 50, two updates 50 each
+    fake.fail("checks/update", times=1, status=502, after=1)  # the second update
+    _queue_check(world, head, "digest-1", "blocked", marks)
+    assert deliver_outbox()["retry"] == 1
+    _due_now(world)
+    assert deliver_outbox()["done"] == 1
+    *older, run = _runs(repo, head)
+    assert len(older) == int(earlier_run)  # no second run for the same state
+    assert run.annotations == marks  # every one once, in order
+
+
+def test_a_check_run_github_made_without_answering_is_finished_on_the_retry(world, github):
+    fake, repo, _, head = github
+    fake.fail("checks/create", times=1, status=502, applied=True)
+    marks = _marks(60)
+    _queue_check(world, head, "digest-1", "blocked", marks)
+    assert deliver_outbox()["retry"] == 1
+    _due_now(world)
+    assert deliver_outbox()["done"] == 1
+    [run] = _runs(repo, head)
+    assert run.annotations == marks
+
+
+def test_a_policy_pull_request_github_lists_only_in_part_is_not_judged_on_a_part(
+    world, github, monkeypatch
+):
+    fake, repo, _, _ = github
+    monkeypatch.setenv("PHASEGATE_GITHUB_POLICY_REPO", REPO)
+    runtime.cache_clear()
+    path = "policies/gates/model-packaged.yaml"
+    text = repo.commits[repo.branches["main"]].files[path].decode()
+    pull = repo.add_pull("policy/retitle", files={path: text.replace("Model packaged", "M")})
+    fake.tree_limit = 5  # a repository with more files than GitHub lists in one tree
+    pr_event(world, "policy-cut", pull.number, kind="pull_request.opened")
+    process_inbox()
+    assert deliver_outbox()["failed"] == 0
+    [run] = repo.check_runs_for(repo.branches["policy/retitle"])
+    assert run.name == "phasegate / policy" and run.conclusion == "failure"
+    assert "only in part (its tree is truncated" in run.output["summary"]
 
 
 # --- rate limits, outages and refused tokens -----------------------------------------------
@@ -209,13 +325,25 @@ def test_the_phase_label_is_found_among_more_labels_than_a_page_holds(world, git
     assert len(tracking.labels) == 36
 
 
+def test_a_phase_label_taken_off_by_hand_meanwhile_does_not_stop_the_new_one(world, github):
+    fake, repo, _, _ = github
+    tracking = repo.issues[1]
+    repo.set_labels(tracking, ["phase: model-development"])
+    # Someone removes it between phasegate's read of the labels and its DELETE.
+    fake.fail("issues/remove-label", times=1, status=404, message="Label does not exist")
+    _queue_label(world, "deployment", "2026-11-20T10:00:00+00:00")
+    assert deliver_outbox() == {"done": 1, "retry": 0, "failed": 0}
+    assert "phase: deployment" in tracking.labels
+
+
 def test_a_pull_request_is_told_when_its_decision_changes(world, github, monkeypatch):
-    _, repo, number, _ = github
+    fake, repo, number, _ = github
     monkeypatch.setenv("PHASEGATE_GITHUB_PR_COMMENTS", "true")
     runtime.cache_clear()
     pr_event(world, "comment-1", number)
     process_inbox()
     deliver_outbox()
+    assert fake.count("issues/list-comments") == 0  # a first attempt cannot have posted
     [first] = repo.comments(number)
     assert first.body.startswith("**phasegate / model-packaged** (Model packaged): ⏳ awaiting")
     assert f"/pull/{number}/checks)" in first.body  # a link to the check
@@ -232,6 +360,20 @@ def test_a_pull_request_is_told_when_its_decision_changes(world, github, monkeyp
     first, second = repo.comments(number)
     assert "✅ passed (was awaiting approval)" in second.body
     assert "passed:" in second.body  # the engine's summary
+
+
+def test_a_comment_github_posted_without_answering_is_not_posted_twice(world, github, monkeypatch):
+    fake, repo, number, _ = github
+    monkeypatch.setenv("PHASEGATE_GITHUB_PR_COMMENTS", "true")
+    runtime.cache_clear()
+    fake.fail("issues/create-comment", times=1, status=502, applied=True)
+    pr_event(world, "comment-lost", number)
+    process_inbox()
+    assert deliver_outbox()["retry"] == 1
+    _due_now(world)
+    assert deliver_outbox()["done"] == 1
+    assert len(repo.comments(number)) == 1  # found by its marker on the retry
+    assert fake.count("issues/list-comments") == 1
 
 
 def test_a_regression_moves_the_tracking_issue_label_back(world, github):

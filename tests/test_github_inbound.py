@@ -4,6 +4,7 @@ instead of costing a full evaluation."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -208,21 +209,80 @@ def test_a_push_to_another_branch_costs_no_github_request(github):
     assert len(fake.requests) == before
 
 
-def test_a_late_delivery_of_an_older_push_does_not_roll_the_policies_back(github, tmp_path):
-    _fake, repo, *_rest, _access, source, _policies = github
+def _policy_intake(github, tmp_path):
+    """An Intake for the policy repository, installing into a copy of the shipped policies."""
+    _fake, _repo, _number, _head, access, source, _policies = github
+    directory = tmp_path / "policies"
+    shutil.copytree(POLICIES, directory)
+    policies = ActivePolicies(directory)
+    policies.reload()
+    return Intake(access, source, policies, str(APP_ID), policy_repo=REPO), directory
+
+
+def _take_push(intake, repo, after, before, paths, at):
+    """The delivery of the push of ``after`` onto main, received ``at``."""
+    body = push_event(repo, "main", before, paths) | {"after": after}
+    return intake.take("push", body, normalise("push", body, at, f"push-{after[:8]}"))
+
+
+def test_a_push_delivered_after_a_newer_one_does_not_roll_the_policies_back(github, tmp_path):
+    fake, repo, *_rest = github
+    intake, directory = _policy_intake(github, tmp_path)
     path = "policies/gates/model-packaged.yaml"
-    text = repo.commits[repo.branches["main"]].files[path].decode()
+    start = repo.branches["main"]
+    text = repo.commits[start].files[path].decode()
     older = repo.push("main", {path: text.replace("title: Model packaged", "title: Older")})
     newer = repo.push("main", {path: text.replace("title: Model packaged", "title: Newer")})
-    target = tmp_path / "installed"
-    later, earlier = datetime(2026, 11, 20, 10, 5, tzinfo=UTC), NOW
-    first = install(source, REPO, newer, "policies", target, later)
-    assert first.installed and first.note.startswith(f"policies of {REPO}@{newer[:12]} installed")
-    retried = install(source, REPO, older, "policies", target, earlier)  # e.g. re-driven later
-    assert not retried.installed
-    assert retried.note == (
-        f"policies of {REPO}@{older[:12]} not installed: those of a later push "
-        f"({newer[:12]}) are in force"
+    first = _take_push(intake, repo, newer, older, [path], NOW)
+    assert first.policies_changed
+    assert first.note.startswith(f"policies of {REPO}@{newer[:12]} installed")
+    # GitHub delivers the older push last (or an admin redelivers it): it arrived later, but
+    # its commit is no longer the head of main.
+    late = _take_push(intake, repo, older, start, [path], datetime(2026, 11, 20, 10, 5, tzinfo=UTC))
+    assert (late.status, late.policies_changed) == ("done", False)
+    assert late.note == (
+        f"push of {REPO}@{older[:12]} superseded by {newer[:12]}, the head of main, whose "
+        "policies are in force"
     )
-    assert "title: Newer" in (target / "gates" / "model-packaged.yaml").read_text()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkouts", "installed"]  # no debris
+    assert "title: Newer" in (directory / "gates" / "model-packaged.yaml").read_text()
+    assert fake.count("git/get-ref") == 2  # one read of the branch per policy push
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkouts", "policies"]  # no debris
+
+
+def test_a_superseded_push_installs_the_heads_policies_when_no_later_push_does(github, tmp_path):
+    _fake, repo, *_rest = github
+    intake, directory = _policy_intake(github, tmp_path)
+    path = "policies/gates/model-packaged.yaml"
+    start = repo.branches["main"]
+    text = repo.commits[start].files[path].decode()
+    policy = repo.push("main", {path: text.replace("title: Model packaged", "title: Newer")})
+    readme = repo.push("main", {"README.md": "unrelated\n"})
+    assert _take_push(intake, repo, readme, policy, ["README.md"], NOW).note is None  # no policy
+    late = _take_push(intake, repo, policy, start, [path], NOW)
+    assert late.policies_changed
+    assert late.note.startswith(
+        f"push of {REPO}@{policy[:12]} superseded by {readme[:12]}, the head of main: "
+        f"policies of {REPO}@{readme[:12]} installed"
+    )
+    assert "title: Newer" in (directory / "gates" / "model-packaged.yaml").read_text()
+    assert {e.payload["after"] for e in late.events if e.kind == "policies.installed"} == {readme}
+
+
+def test_policies_from_a_tree_github_lists_only_in_part_are_not_installed(github, tmp_path):
+    fake, repo, *_rest, _access, source, _policies = github
+    target = tmp_path / "installed"
+    assert install(source, REPO, "main", repo.branches["main"], "policies", target).installed
+    before = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    path = "policies/gates/model-packaged.yaml"
+    text = repo.commits[repo.branches["main"]].files[path].decode()
+    sha = repo.push("main", {path: text.replace("title: Model packaged", "title: Cut")})
+    listed = source.reader.get(REPO, f"/repos/{REPO}/git/trees/{sha}", {"recursive": "1"})
+    fake.tree_limit = len(listed["tree"]) - 1  # GitHub leaves the last entry out
+    outcome = install(source, REPO, "main", sha, "policies", target)
+    assert not outcome.installed
+    assert outcome.note == (
+        f"policies of {REPO}@{sha[:12]} not installed; the policy set in force stays: GitHub "
+        f"lists the files of {REPO}@{sha[:12]} only in part (its tree is truncated: more than "
+        "100,000 entries or 7 MB), so policies/ cannot be read whole"
+    )
+    assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == before

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import requests
 from github import GithubException
 
-from integrations.actions import Permanent, RetryLater
+from gates.store import Store
+from integrations.actions import Permanent, RetryLater, newest_state
+from integrations.github import effects
 from integrations.github.client import GithubAccess, GithubUnavailable
+
+log = logging.getLogger("phasegate.github")
 
 ANNOTATIONS_PER_REQUEST = 50  # GitHub's documented limit for one check-run request
 PER_PAGE = 100  # the most GitHub lists in one page (its default is 30)
@@ -146,15 +150,27 @@ class GateCheck:
     same the run is updated in place (without annotations); when they change, a new run of
     the same name is made on the head commit -- GitHub shows the newest run of a name, and
     branch protection goes by it.
+
+    Every state of one check (same key prefix, :func:`effects.check_prefix`) is given the
+    newest state queued for it (:func:`newest_state`), so a state held back by an outage
+    never turns a passing check back into a failing one. A run made by this handler carries
+    ``<outbox key>@<digest>`` as its ``external_id``: a retry finds the run an earlier attempt
+    at the same row made (GitHub created it, the outbox never recorded it) and goes on from
+    the annotations GitHub says it already has.
     """
 
-    def __init__(self, access: GithubAccess, earlier: Callable[[str], str | None]) -> None:
+    def __init__(self, access: GithubAccess, store: Store) -> None:
         self.access = access
-        self.earlier = earlier  # key prefix -> what was made for it before
+        self.store = store
 
     def __call__(
         self, key: str, payload: dict[str, Any], external_id: str | None, retried: bool = False
     ) -> str | None:
+        prefix = effects.check_prefix(key)
+        newest = newest_state(self.store.latest_outbox, prefix, key, payload)
+        if newest is None:
+            return external_id or self.store.outbox_external_id(prefix)
+        payload = newest
         repo, sha = payload["repo"], payload["head_sha"]
         if self.access.mode == "token":
             return self._status(repo, sha, payload)
@@ -169,49 +185,82 @@ class GateCheck:
         }
         if payload.get("details_url"):
             run["details_url"] = payload["details_url"]
-        made = (
-            external_id
-            or self.earlier(key.rsplit(":", 2)[0] + ":")
-            or (self._made_unrecorded(repo, sha, payload["name"], key, digest) if retried else "")
-        )
-        run_id, _, shown = made.partition("@")
-        if run_id and shown == digest:
-            send(
-                self.access,
-                repo,
-                "PATCH",
-                f"/repos/{repo}/check-runs/{run_id}",
-                {**run, "output": output},
-            )
-            return made
-        first = {
-            **run,
-            "external_id": key,
-            "output": {**output, "annotations": annotations[:ANNOTATIONS_PER_REQUEST]},
-        }
-        run_id = str(send(self.access, repo, "POST", f"/repos/{repo}/check-runs", first)["id"])
-        for start in range(ANNOTATIONS_PER_REQUEST, len(annotations), ANNOTATIONS_PER_REQUEST):
+        run_id, shown = self._target(key, prefix, repo, run, digest, external_id, retried)
+        shown = len(annotations) if shown is None else shown
+        batch = annotations[shown : shown + ANNOTATIONS_PER_REQUEST]
+        first = {**output, **({"annotations": batch} if batch else {})}
+        if run_id is None:
+            made = {**run, "external_id": f"{key}@{digest}", "output": first}
+            run_id = str(send(self.access, repo, "POST", f"/repos/{repo}/check-runs", made)["id"])
+        else:
+            path = f"/repos/{repo}/check-runs/{run_id}"
+            send(self.access, repo, "PATCH", path, {**run, "output": first})
+        shown += len(batch)
+        for start in range(shown, len(annotations), ANNOTATIONS_PER_REQUEST):
             batch = annotations[start : start + ANNOTATIONS_PER_REQUEST]
             more = {"output": {**output, "annotations": batch}}
             send(self.access, repo, "PATCH", f"/repos/{repo}/check-runs/{run_id}", more)
         return f"{run_id}@{digest}"
 
-    def _made_unrecorded(self, repo: str, sha: str, name: str, key: str, digest: str) -> str:
-        """The check run an earlier attempt at this very row made: GitHub created it and the
-        process was killed before the outbox recorded its id. It carries the row's key as its
-        ``external_id``, so it is found (one read, on a retry only) and updated instead of
-        being made a second time."""
+    def _target(
+        self,
+        key: str,
+        prefix: str,
+        repo: str,
+        run: dict[str, Any],
+        digest: str,
+        external_id: str | None,
+        retried: bool,
+    ) -> tuple[str | None, int | None]:
+        """The run to write this state to (None: make a new one) and how many of the
+        state's annotations (``digest``) it already has (None: all of them).
+
+        This row's own run comes first: the one it recorded, else -- on a retry -- the one an
+        earlier attempt made without recording it. That run is the newest of the name, so if
+        its annotations are not this state's, only a new run can show this state's; updating
+        an older one in place would leave GitHub showing the wrong one. Otherwise the run an
+        earlier row of the check made is updated in place while its annotations are the same.
+        """
+        if external_id:
+            run_id, _, made = external_id.partition("@")
+            return (run_id, None) if made == digest else (None, 0)
+        if retried and (mine := self._made_unrecorded(key, repo, run)) is not None:
+            run_id, made, count = mine
+            return (run_id, count) if made == digest else (None, 0)
+        run_id, _, made = (self.store.outbox_external_id(prefix) or "").partition("@")
+        return (run_id, None) if run_id and made == digest else (None, 0)
+
+    def _made_unrecorded(
+        self, key: str, repo: str, run: dict[str, Any]
+    ) -> tuple[str, str, int] | None:
+        """The newest check run an earlier attempt at this very row made, as (id, digest of
+        the annotations it was made for, how many annotations GitHub holds for it): GitHub
+        created it, and the attempt died or was refused a later request (the second page
+        of annotations) before the outbox recorded its id. Found by its ``external_id``
+        (one read, on a retry only)."""
         found = send(
             self.access,
             repo,
             "GET",
-            f"/repos/{repo}/commits/{sha}/check-runs",
+            f"/repos/{repo}/commits/{run['head_sha']}/check-runs",
             None,
-            {"check_name": name, "filter": "all", "app_id": self.access.config.app_id},
+            {
+                "check_name": run["name"],
+                "filter": "all",
+                "app_id": self.access.config.app_id,
+                "per_page": PER_PAGE,
+            },
         )
-        runs = (found or {}).get("check_runs") or []
-        mine = next((r for r in runs if r.get("external_id") == key), None)
-        return f"{mine['id']}@{digest}" if mine else ""
+        mine = [
+            r
+            for r in (found or {}).get("check_runs") or []
+            if str(r.get("external_id") or "").rpartition("@")[0] == key
+        ]
+        if not mine:
+            return None
+        newest = max(mine, key=lambda r: int(r["id"]))
+        count = int((newest.get("output") or {}).get("annotations_count") or 0)
+        return str(newest["id"]), str(newest["external_id"]).rpartition("@")[2], count
 
     def _status(self, repo: str, sha: str, payload: dict[str, Any]) -> str:
         body = {
@@ -226,14 +275,24 @@ class GateCheck:
 
 
 class PhaseLabel:
-    """Outbox handler for ``github.phase_label``: the tracking issue shows the phase."""
+    """Outbox handler for ``github.phase_label``: the tracking issue shows the phase.
 
-    def __init__(self, access: GithubAccess) -> None:
+    The label rows of one project (:func:`effects.label_prefix`) all set the same label, so
+    a row performed late -- held back by a rate limit -- sets the newest phase queued, or
+    nothing once that has been set (:func:`newest_state`)."""
+
+    def __init__(self, access: GithubAccess, store: Store) -> None:
         self.access = access
+        self.store = store
 
     def __call__(
         self, key: str, payload: dict[str, Any], external_id: str | None, retried: bool = False
     ) -> str | None:
+        prefix = effects.label_prefix(key)
+        newest = newest_state(self.store.latest_outbox, prefix, key, payload)
+        if newest is None:
+            return external_id or self.store.outbox_external_id(prefix)
+        payload = newest
         repo, issue = payload["repo"], payload["issue"]
         wanted = PHASE_LABEL_PREFIX + payload["phase"]
         current = [
@@ -243,7 +302,10 @@ class PhaseLabel:
         for name in current:
             if name.startswith(PHASE_LABEL_PREFIX) and name != wanted:
                 path = f"/repos/{repo}/issues/{issue}/labels/{quote(name, safe='')}"
-                send(self.access, repo, "DELETE", path, None)
+                try:
+                    send(self.access, repo, "DELETE", path, None)
+                except NotFound:  # taken off by hand since the list was read: as good as done
+                    log.info("%s#%s: label %r was already removed", repo, issue, name)
         if wanted not in current:
             path = f"/repos/{repo}/issues/{issue}/labels"
             send(self.access, repo, "POST", path, {"labels": [wanted]})
@@ -253,8 +315,10 @@ class PhaseLabel:
 class PullRequestComment:
     """Outbox handler for ``github.pr_comment``: a decision that changed, said on the PR.
 
-    The comment carries its outbox key in an HTML comment, so a retry after a crash between
-    posting and recording finds the comment instead of posting it twice.
+    The comment carries its outbox key in an HTML comment, so a retry after an attempt that
+    may have posted it (a crash between posting and recording) finds the comment instead of
+    posting it twice. Only a retry looks: a first attempt cannot have posted, and reading
+    every comment of a long PR before each post would cost a page of requests per decision.
     """
 
     def __init__(self, access: GithubAccess) -> None:
@@ -268,8 +332,9 @@ class PullRequestComment:
         repo, number = payload["repo"], payload["number"]
         marker = f"<!-- phasegate:{key} -->"
         path = f"/repos/{repo}/issues/{number}/comments"
-        for comment in send_all(self.access, repo, path):
-            if marker in (comment.get("body") or ""):
-                return str(comment["id"])
+        if retried:
+            for comment in send_all(self.access, repo, path):
+                if marker in (comment.get("body") or ""):
+                    return str(comment["id"])
         made = send(self.access, repo, "POST", path, {"body": f"{payload['body']}\n\n{marker}"})
         return str(made["id"])

@@ -143,10 +143,22 @@ def check(
         payload["details_url"] = details
     key = (
         f"check:{repo}:{pull.head_sha}:{result.gate}:{result.gate_digest}"
-        + (f"@{rerun.replace(':', '-')}" if rerun else "")  # GateCheck splits on ':'
+        + (f"@{rerun.replace(':', '-')}" if rerun else "")  # check_prefix splits on ':'
         + f":{result.status}"
     )
     return CHECK, key, payload
+
+
+def check_prefix(key: str) -> str:
+    """What the keys of every state of one check share, ``check:<repo>:<head sha>:<gate>:``
+    (repository names and gate ids hold no ``:``; a re-run's delivery has it replaced)."""
+    return key.rsplit(":", 2)[0] + ":"
+
+
+def label_prefix(key: str) -> str:
+    """What the keys of every phase label of one project share, ``label:<project>:`` (the
+    time at the end of a key holds ``:``, project keys do not)."""
+    return ":".join(key.split(":", 2)[:2]) + ":"
 
 
 def comment_prefix(repo: str, number: int, gate: str) -> str:

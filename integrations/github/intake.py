@@ -7,7 +7,8 @@ little I/O some deliveries call for.
 - check runs, suites and statuses without their pull requests are tied to the PRs whose head
   they are about;
 - a push to the policy repository's default branch that touches the policy folder installs
-  the policies at the pushed commit (if valid), and then every project is re-evaluated.
+  the policies at the branch's head (if valid; see :func:`install` for a push that is no
+  longer the head), and then every project is re-evaluated.
 """
 
 from __future__ import annotations
@@ -88,22 +89,21 @@ class Intake:
         if paths is not None and not any(p.startswith(self.policy_path + "/") for p in paths):
             return Taken(events)
         sha = str(payload.get("after") or "")
-        pushed_at = events[0].occurred_at
-        outcome = install(
-            self.source, repo, sha, self.policy_path, Path(self.policies.directory), pushed_at
-        )
+        branch = str(payload.get("ref") or "").removeprefix("refs/heads/")  # the default one
+        target = Path(self.policies.directory)
+        outcome = install(self.source, repo, branch, sha, self.policy_path, target)
         log.info("%s", outcome.note)
         if not outcome.installed:
             return Taken(events, outcome.note, status="done")
         for error in self.policies.reload():  # valid when installed; a race shows up here
-            log.error("policy error after installing %s@%s: %s", repo, sha[:12], error)
+            log.error("policy error after installing %s@%s: %s", repo, outcome.sha[:12], error)
         everyone = [
             Event(
                 source="github",
                 kind="policies.installed",
                 subject={"project": key},
-                occurred_at=pushed_at,
-                payload={"repo": repo, "after": sha},
+                occurred_at=events[0].occurred_at,
+                payload={"repo": repo, "after": outcome.sha},
             )
             for key in sorted(self.policies.current.projects)
         ]

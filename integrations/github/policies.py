@@ -4,8 +4,9 @@ Gates always evaluate with the policies of the protected default branch; a PR th
 ``policies/`` cannot loosen its own gate. What a PR proposes is only read to check it:
 validated, and compared with the policies in force. A push to the default branch that
 changes them is what changes the policies in force (:func:`install`): the files at the
-pushed commit are fetched, validated, and only if valid swapped in for the policy directory
-phasegate runs with; an invalid set never replaces a valid one.
+branch's head are fetched, validated, and only if valid swapped in for the policy directory
+phasegate runs with; an invalid set, or one GitHub lists only in part, never replaces a
+valid one, and a push delivered after a newer one never rolls it back.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from gates.loader import PolicyError, load_policies
 from integrations.github.evidence import GithubSource
@@ -26,9 +27,23 @@ SOURCE_MARKER = ".phasegate-source.json"
 dotfiles, so it is not part of the policy set or its hash."""
 
 
+class IncompleteTree(Exception):
+    """GitHub listed only part of a commit's files: a policy set read from it may lack files."""
+
+
 def fetch(source: GithubSource, repo: str, ref: str, folder: str, into: Path) -> list[str]:
-    """Write the ``folder`` of ``repo`` at ``ref`` under ``into``; the files' repo paths."""
+    """Write the ``folder`` of ``repo`` at ``ref`` under ``into``; the files' repo paths.
+
+    Raises :class:`IncompleteTree` when GitHub cut the listing short (``truncated``: more
+    than 100,000 entries or 7 MB): the files it left out may be policies, and a subset can
+    validate and yet mean something else than the whole -- a missing gate, project or
+    waiver is not an error the loader can see."""
     tree = source.reader.get(repo, f"/repos/{repo}/git/trees/{ref}", {"recursive": "1"}) or {}
+    if tree.get("truncated"):
+        raise IncompleteTree(
+            f"GitHub lists the files of {repo}@{ref[:12]} only in part (its tree is truncated: "
+            f"more than 100,000 entries or 7 MB), so {folder.strip('/')}/ cannot be read whole"
+        )
     prefix = folder.strip("/") + "/"
     written = []
     for entry in tree.get("tree", []):
@@ -53,67 +68,87 @@ def in_repository(errors: list[PolicyError], directory: Path, folder: str) -> li
 
 @dataclass(frozen=True)
 class Installed:
-    """What became of a push's policies: ``installed`` or not, and the note to record."""
+    """What became of a push's policies: ``installed`` or not, the note to record, and the
+    commit it is about (``sha``: the branch's head once read, whose policies are installed)."""
 
     installed: bool
     note: str
+    sha: str
 
 
 def install(
-    source: GithubSource,
-    repo: str,
-    sha: str,
-    folder: str,
-    target: Path,
-    pushed_at: datetime,
+    source: GithubSource, repo: str, branch: str, sha: str, folder: str, target: Path
 ) -> Installed:
-    """Make the policies of ``repo``'s ``folder`` at ``sha`` the ones in ``target``, if valid.
+    """Make the policies of ``repo``'s ``folder`` at the head of ``branch`` the ones in
+    ``target``, if valid; ``sha`` is the commit the push delivery names.
 
-    They are written to a new directory beside ``target`` and validated there; a valid set
-    then replaces ``target`` by renaming (a reader sees the old set or the new one, never a
-    mix; in the instant between the two renames it sees no directory, and
-    ``ActivePolicies`` keeps the set it has). ``pushed_at`` orders pushes: a late or retried
-    delivery of an older push does not roll a newer set back.
+    GitHub does not deliver pushes in order, and a redelivery (by an admin, or reconcile
+    re-driving a failed one) can come at any time, so neither arrival time nor delivery order
+    says which push is newer. The branch does: one read of its ref. A push whose commit is
+    still the head is installed. A push that was superseded installs nothing of its own:
+    if the head's policies are in force already it is ignored; otherwise the head's are
+    installed in its place -- the push that superseded it may not touch ``folder`` and so
+    installs nothing itself, and the policies in force would stay older than the branch.
+
+    The files are written to a new directory beside ``target`` and validated there; a valid
+    set then replaces ``target`` by renaming (a reader sees the old set or the new one, never
+    a mix; in the instant between the two renames it sees no directory, and
+    ``ActivePolicies`` keeps the set it has). Raises ``GithubUnavailable`` when GitHub could
+    not be asked.
     """
     target = Path(target)
     short = sha[:12]
-    earlier = _source(target)
-    if earlier and datetime.fromisoformat(earlier["pushed_at"]) > pushed_at:
+    ref = source.reader.get(repo, f"/repos/{repo}/git/ref/heads/{quote(branch, safe='/')}")
+    if ref is None:
         return Installed(
             False,
-            f"policies of {repo}@{short} not installed: those of a later push "
-            f"({earlier['sha'][:12]}) are in force",
+            f"policies of {repo}@{short} not installed: branch {branch} no longer exists",
+            sha,
         )
+    head = str(ref["object"]["sha"])
+    said = f"policies of {repo}@{head[:12]}"
+    if head != sha:
+        superseded = f"push of {repo}@{short} superseded by {head[:12]}, the head of {branch}"
+        if _installed_from(target) == (repo, head):
+            return Installed(False, f"{superseded}, whose policies are in force", head)
+        said = f"{superseded}: {said}"
     target.parent.mkdir(parents=True, exist_ok=True)
     incoming = Path(tempfile.mkdtemp(prefix=f".{target.name}.incoming-", dir=target.parent))
     try:
-        files = fetch(source, repo, sha, folder, incoming)
+        try:
+            files = fetch(source, repo, head, folder, incoming)
+        except IncompleteTree as exc:
+            return Installed(
+                False, f"{said} not installed; the policy set in force stays: {exc}", head
+            )
         loaded = load_policies(incoming)
         if loaded.policies is None:
             errors = in_repository(loaded.errors, incoming, folder)
             return Installed(
                 False,
-                f"policies of {repo}@{short} are invalid; the policy set in force stays "
+                f"{said} are invalid; the policy set in force stays "
                 f"({len(errors)} problem(s)): " + "; ".join(map(str, errors)),
+                head,
             )
-        marker = {"repo": repo, "sha": sha, "pushed_at": pushed_at.isoformat()}
-        (incoming / SOURCE_MARKER).write_text(json.dumps(marker))
+        (incoming / SOURCE_MARKER).write_text(json.dumps({"repo": repo, "sha": head}))
         _swap(incoming, target)
         return Installed(
             True,
-            f"policies of {repo}@{short} installed ({len(files)} file(s), "
+            f"{said} installed ({len(files)} file(s), "
             f"policy set {loaded.policies.policy_hash[:12]})",
+            head,
         )
     finally:
         shutil.rmtree(incoming, ignore_errors=True)  # gone already once swapped in
 
 
-def _source(directory: Path) -> dict[str, str] | None:
+def _installed_from(directory: Path) -> tuple[str, str] | None:
+    """(repo, commit) of the push the policies in ``directory`` were installed from."""
     try:
         found = json.loads((directory / SOURCE_MARKER).read_text())
-    except (OSError, ValueError):
+        return str(found["repo"]), str(found["sha"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return found if isinstance(found, dict) and "pushed_at" in found else None
 
 
 def _swap(incoming: Path, target: Path) -> None:

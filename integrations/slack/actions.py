@@ -16,7 +16,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from gates.store import Store
-from integrations.actions import Handler, Permanent, RetryLater
+from integrations.actions import Handler, Permanent, RetryLater, newest_state
 from integrations.slack.client import call
 from integrations.slack.effects import DIRECT, EPHEMERAL, MESSAGE, REQUEST
 
@@ -45,11 +45,10 @@ class ApprovalRequest:
     ) -> str | None:
         prefix = key.rsplit(":", 1)[0] + ":"
         made = external_id or self.store.outbox_external_id(prefix)
-        newest = self.store.latest_outbox(prefix)
-        if newest is not None and newest.idempotency_key != key:
-            if made and newest.status == "done":
-                return made  # superseded: the message already shows a newer state
-            payload = newest.payload
+        newest = newest_state(self.store.latest_outbox, prefix, key, payload)
+        if newest is None:
+            return made  # superseded: the message already shows a newer state
+        payload = newest
         content = {"text": payload["text"], "blocks": payload["blocks"]}
         if made:
             channel, ts = _split(made)
