@@ -65,7 +65,7 @@ def record(
         told = [decision_log(result, evidence, move, row.id)]
         if github is not None:
             told += github_effects.decision(
-                policies, result, evidence, move, github, store.last_outbox_key, rerun
+                policies, result, evidence, move, github, store.latest_outbox, rerun
             )
         if slack:
             told += slack_effects.decision(

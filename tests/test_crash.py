@@ -159,7 +159,7 @@ def test_kill_9_while_delivering_check_runs_then_restart(world, monkeypatch):
         for n in numbers:
             pr_event(world, f"pr-{n}", n)
         assert process_inbox()["decisions"] == len(numbers)
-        queued = [row for row in world.store.pending_outbox(100) if row.kind == "github.check"]
+        queued = [row for row in world.store.outbox_rows("pending") if row.kind == "github.check"]
         assert len(queued) == len(numbers)
 
         worker = start_worker(world, "deliver-outbox")
@@ -183,7 +183,7 @@ def test_kill_9_while_delivering_check_runs_then_restart(world, monkeypatch):
         head = repo.branches[repo.pull(n).head]
         runs = [r for r in repo.check_runs_for(head) if r.name == "phasegate / model-packaged"]
         assert len(runs) == 1 and runs[0].conclusion, (n, runs)
-    assert world.store.pending_outbox(100) == []
+    assert world.store.outbox_rows("pending") == []
 
 
 def test_a_side_effect_whose_worker_keeps_dying_is_given_up(world, monkeypatch):
@@ -194,7 +194,7 @@ def test_a_side_effect_whose_worker_keeps_dying_is_given_up(world, monkeypatch):
         connect(world, monkeypatch, base, private)
         pr_event(world, "pr-1", number)
         assert process_inbox()["decisions"] == 1
-        [check] = [row for row in world.store.pending_outbox(100) if row.kind == "github.check"]
+        [check] = [row for row in world.store.outbox_rows("pending") if row.kind == "github.check"]
         # The first worker dies creating the check run; the second takes it over, finds the
         # check run on the head commit, and dies updating it.
         for write in ("checks/create", "checks/update"):
@@ -214,7 +214,7 @@ def test_a_side_effect_whose_worker_keeps_dying_is_given_up(world, monkeypatch):
     assert row.last_error == (
         "gave up after 2 attempts: its worker stopped before finishing it (claim taken over)"
     )
-    assert world.store.pending_outbox(100) == []  # the rest was delivered
+    assert world.store.outbox_rows("pending") == []  # the rest was delivered
     listed = subprocess.run(
         [sys.executable, "-m", "phasegate.cli", "outbox", "--status", "failed"],
         capture_output=True,

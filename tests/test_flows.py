@@ -75,7 +75,7 @@ def test_burst_for_one_project_coalesces(world):
     assert totals["decisions"] == 1
     assert len(world.store.evaluations("churn-model")) == 1
     process_inbox()  # the same evidence again queues no second side effect
-    assert len(world.store.pending_outbox()) == 1
+    assert len(world.store.outbox_rows("pending")) == 1
 
 
 def test_events_for_no_project_are_kept_as_ignored_with_the_reason(world):
@@ -106,7 +106,7 @@ def test_drift_alert_regresses_once_and_flapping_is_held_down(world):
     moves = [(t.kind, t.to_phase, t.rule) for t in world.store.transitions("churn-model")]
     assert ("regress", "model-development", "drift-or-quality-alert") in moves
     assert any(
-        d["status"] == "regressed" for d in (r.payload for r in world.store.pending_outbox())
+        d["status"] == "regressed" for d in (r.payload for r in world.store.outbox_rows("pending"))
     )
 
     world.store.transition(

@@ -139,10 +139,10 @@ def test_github_outage_and_rate_limits_are_retried_not_lost(world, github):
     first = deliver_outbox()
     assert first["retry"] == 1 and _gate_runs(repo, head) == []
     fake.secondary_rate_limit("checks/create", times=1, retry_after=120)
-    [row] = world.store.pending_outbox()
+    [row] = world.store.outbox_rows("pending")
     world.store.finish_outbox(row.id, "pending")  # due now
     assert deliver_outbox()["retry"] == 1
-    [row] = world.store.pending_outbox()
+    [row] = world.store.outbox_rows("pending")
     assert row.not_before and (row.not_before - datetime.now(UTC)).total_seconds() > 100
     world.store.finish_outbox(row.id, "pending")
     assert deliver_outbox()["done"] == 1

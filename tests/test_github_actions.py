@@ -84,7 +84,7 @@ def _queue_label(world, phase, at):
 
 def _due_now(world):
     """Every row waiting for a retry is due at once (instead of after its backoff)."""
-    for row in world.store.pending_outbox():
+    for row in world.store.outbox_rows("pending"):
         world.store.finish_outbox(row.id, "pending")
 
 
@@ -180,7 +180,7 @@ def test_an_older_check_state_due_first_sends_the_newest_state(world, github):
     _queue_check(world, head, "digest-1", "blocked", _marks(3))
     _queue_check(world, head, "digest-2", "passed", [], conclusion="success")
     assert deliver_outbox()["retry"] == 2
-    [older, newer] = world.store.pending_outbox()
+    [older, newer] = world.store.outbox_rows("pending")
     world.store.finish_outbox(older.id, "pending")  # only the older one is due
     assert deliver_outbox()["done"] == 1
     [run] = _runs(repo, head)  # it shows the newer state at once ...
@@ -264,7 +264,7 @@ def test_a_secondary_rate_limit_without_retry_after_is_retried_a_minute_later(
     pr_event(world, f"limited-{status}", number)
     process_inbox()
     assert deliver_outbox()["retry"] == 1
-    [row] = world.store.pending_outbox()
+    [row] = world.store.outbox_rows("pending")
     wait = (row.not_before - datetime.now(UTC)).total_seconds()
     assert 50 < wait <= 60 and "secondary rate limit" in row.last_error
     world.store.finish_outbox(row.id, "pending")  # due now

@@ -728,7 +728,9 @@ def test_a_drift_alert_regresses_once_is_recorded_resolved_and_flapping_is_held_
         ("operation", "model-development", "drift-or-quality-alert")
     ]
     told = [
-        r.payload for r in world.store.pending_outbox() if r.payload.get("status") == "regressed"
+        r.payload
+        for r in world.store.outbox_rows("pending")
+        if r.payload.get("status") == "regressed"
     ]
     assert len(told) == 1 and told[0]["summary"].startswith("regression drift-or-quality-alert")
 

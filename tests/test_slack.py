@@ -359,17 +359,17 @@ def test_an_older_state_held_back_by_a_rate_limit_does_not_overwrite_a_newer_one
     env.slack.fail("chat.postMessage", status=429, retry_after=15)
     _evaluate(env, "d-1")  # the request (no approval yet) waits for Retry-After
     assert env.slack.messages == {}
-    [waiting] = [r for r in env.world.store.pending_outbox() if r.kind == "slack.request"]
+    [waiting] = [r for r in env.world.store.outbox_rows("pending") if r.kind == "slack.request"]
     assert env.click(BOB, _button(waiting.payload)) == 200
     process_inbox()
     deliver_outbox()  # bob's state is posted while the first state still waits
     ts, message = env.request()
     assert "1 of 1 (<@U01BOB0001>)" in _text(message)
-    [still] = [r for r in env.world.store.pending_outbox() if r.id == waiting.id]
+    [still] = [r for r in env.world.store.outbox_rows("pending") if r.id == waiting.id]
     assert still.not_before is not None
     time.sleep(max(0.0, (still.not_before - datetime.now(UTC)).total_seconds()) + 0.5)
     deliver_outbox()  # now the first state is due
-    assert env.world.store.pending_outbox() == []
+    assert env.world.store.outbox_rows("pending") == []
     assert "1 of 1 (<@U01BOB0001>)" in _text(env.slack.messages[ts])
     assert len(env.slack.of("chat.postMessage")) == 2  # the 429 and the request
 

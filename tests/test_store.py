@@ -762,17 +762,17 @@ def test_outbox_is_idempotent_and_keeps_the_external_id(store: Store) -> None:
     )
     assert (created, created_again) == (True, False)
     assert again.id == row.id and again.payload == {"n": 1}
-    assert [r.id for r in store.pending_outbox()] == [row.id]
+    assert [r.id for r in store.outbox_rows("pending")] == [row.id]
 
     retry = store.finish_outbox(row.id, "pending", external_id="4242", error="502 from GitHub")
     assert (retry.status, retry.attempts, retry.external_id) == ("pending", 1, "4242")
     assert retry.not_before is not None  # no retry_after: due at once
-    assert [r.external_id for r in store.pending_outbox()] == ["4242"]
+    assert [r.external_id for r in store.outbox_rows("pending")] == ["4242"]
 
     done = store.finish_outbox(row.id, "done")
     assert (done.status, done.attempts, done.external_id) == ("done", 2, "4242")
     assert done.last_error is None and done.done_at is not None
-    assert store.pending_outbox() == []
+    assert store.outbox_rows("pending") == []
 
 
 def enqueue(store: Store, key: str) -> OutboxRow:
@@ -793,7 +793,7 @@ def test_outbox_workers_never_claim_the_same_row(new_store: Callable[[], Store])
     first, second = run_concurrently([lambda w=w: drain(w) for w in workers])
 
     assert sorted(first + second) == sorted(ids)  # each side effect exactly once
-    assert workers[0].pending_outbox() == []
+    assert workers[0].outbox_rows("pending") == []
     with workers[0].engine.connect() as connection:
         states = connection.execute(
             select(OutboxRow.status, OutboxRow.attempts, OutboxRow.claimed_at.is_(None)).distinct()
@@ -810,7 +810,7 @@ def test_outbox_retry_waits_for_not_before(store: Store) -> None:
         (other.id, "processing", now),
     ]
     assert store.claim_outbox(10, now=now) == []  # claimed rows are nobody else's
-    assert store.pending_outbox() == []
+    assert store.outbox_rows("pending") == []
 
     retry = store.finish_outbox(
         row.id, "pending", external_id="4242", error="429", retry_after=timedelta(minutes=5)
@@ -819,7 +819,7 @@ def test_outbox_retry_waits_for_not_before(store: Store) -> None:
     assert (
         now + timedelta(minutes=5) <= retry.not_before <= datetime.now(UTC) + timedelta(minutes=5)
     )
-    assert [r.id for r in store.pending_outbox()] == [row.id]  # listed while it waits
+    assert [r.id for r in store.outbox_rows("pending")] == [row.id]  # listed while it waits
 
     assert store.claim_outbox(10, now=now + timedelta(minutes=4)) == []
     [again] = store.claim_outbox(10, now=retry.not_before)

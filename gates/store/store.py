@@ -1171,11 +1171,6 @@ class Store:
         statement = insert(OutboxRow.__table__).values(**row.model_dump(exclude={"id"}))
         session.execute(statement.on_conflict_do_nothing(index_elements=["idempotency_key"]))
 
-    def pending_outbox(self, limit: int = 100) -> list[OutboxRow]:
-        """Side effects still to perform, oldest first, including retries still waiting for their
-        ``not_before``: a listing, not a claim (see :meth:`claim_outbox`)."""
-        return self.outbox_rows("pending", limit)
-
     def outbox_rows(
         self, status: str | None = None, limit: int = 100, *, newest: bool = False
     ) -> list[OutboxRow]:
@@ -1192,7 +1187,8 @@ class Store:
 
     def latest_outbox(self, key_prefix: str) -> OutboxRow | None:
         """The side effect queued last among those whose keys share a prefix (the states of
-        one Slack message): what that object should show now, whichever row is performed."""
+        one check run, label or Slack message): what that object should show now, whichever
+        row is performed; what a pull request was told last."""
         statement = (
             select(OutboxRow)
             .where(col(OutboxRow.idempotency_key).startswith(key_prefix, autoescape=True))
@@ -1211,18 +1207,6 @@ class Store:
                 col(OutboxRow.idempotency_key).startswith(key_prefix, autoescape=True),
                 col(OutboxRow.external_id).is_not(None),
             )
-            .order_by(col(OutboxRow.id).desc())
-            .limit(1)
-        )
-        with self._transaction(write=False) as session:
-            return session.exec(statement).first()
-
-    def last_outbox_key(self, key_prefix: str) -> str | None:
-        """The newest side effect queued under ``key_prefix``, whatever became of it: what a
-        thing was last told (the decision a pull request's last comment announced)."""
-        statement = (
-            select(OutboxRow.idempotency_key)
-            .where(col(OutboxRow.idempotency_key).startswith(key_prefix, autoescape=True))
             .order_by(col(OutboxRow.id).desc())
             .limit(1)
         )

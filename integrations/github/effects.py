@@ -26,7 +26,7 @@ from gates.lifecycle import Move
 from gates.policy import PolicySet
 from gates.render import GITHUB_SUMMARY_LIMIT, to_markdown
 from gates.result import GateResult
-from gates.store import Effect
+from gates.store import Effect, OutboxRow
 from phasegate.settings import Settings
 
 CHECK = "github.check"
@@ -84,15 +84,16 @@ def decision(
     evidence: Evidence | None,
     move: Move | None,
     options: Options,
-    last_key: Callable[[str], str | None],
+    latest: Callable[[str], OutboxRow | None],
     rerun: str | None = None,
 ) -> Iterator[Effect]:
-    """Everything GitHub is told about one decision; ``last_key(prefix)`` is the newest
-    queued outbox key with that prefix (what the PR was told last); ``rerun`` the delivery
-    of the "Re-run" request it answers."""
+    """Everything GitHub is told about one decision; ``latest(prefix)`` is the newest
+    queued outbox row with that prefix (what the PR was told last,
+    :meth:`gates.store.Store.latest_outbox`); ``rerun`` the delivery of the "Re-run" request
+    it answers."""
     if effect := check(policies, result, evidence, options, rerun):
         yield effect
-        if options.pr_comments and (said := comment(result, evidence, options, last_key)):
+        if options.pr_comments and (said := comment(result, evidence, options, latest)):
             yield said
     at = result.evaluated_at.isoformat()
     if move and (label := phase_label(policies, result.project, move.to_phase, at)):
@@ -169,7 +170,7 @@ def comment(
     result: GateResult,
     evidence: Evidence | None,
     options: Options,
-    last_key: Callable[[str], str | None],
+    latest: Callable[[str], OutboxRow | None],
 ) -> Effect | None:
     """A short comment on the PR when its decision for this gate differs from the one it was
     told last (the first decision counts as a change); nothing when it is the same."""
@@ -178,7 +179,7 @@ def comment(
     if not (pull and repo):
         return None
     prefix = comment_prefix(repo, pull.number, result.gate)
-    last = last_key(prefix)
+    last = told.idempotency_key if (told := latest(prefix)) else None
     count, _, before = last.removeprefix(prefix).partition(":") if last else ("0", "", "")
     if before == result.status:
         return None
