@@ -19,13 +19,8 @@ from gates.evidence import Evidence, PathKey, cel_paths, gate_digest, resolve, s
 from gates.policy import ApprovalRule, Check, Gate, Person, PolicySet, Status
 from gates.records import Approval, SentBack, Waiver
 from gates.result import (
-    CheckResult,
-    FileLine,
     GateResult,
-    Ignored,
     Outcome,
-    Rejection,
-    RuleResult,
     WaiverNote,
 )
 from gates.waivers import valid_waivers
@@ -100,9 +95,17 @@ def _cel_found(expr: str, data: dict[str, Any]) -> str:
     return "; ".join(shown.values()) or "false"
 
 
+_Node = dict[str, Any]
+"""A check's result as the fields of a :class:`CheckResult`, children as nodes too.
+
+Results are validated once, as one tree, when the :class:`GateResult` is made: one call into
+pydantic-core for the whole gate instead of one per check, rule and note. Each node names the
+fields the model was always given at that place, so the models come out the same.
+"""
+
+
 class _Evaluator:
-    def __init__(self, gate: Gate, evidence: Evidence, waivers: dict[str, WaiverNote]) -> None:
-        self.gate = gate
+    def __init__(self, evidence: Evidence, waivers: dict[str, WaiverNote]) -> None:
         self.evidence = evidence
         self.data = evidence.data
         self.down = evidence.unavailable
@@ -111,33 +114,36 @@ class _Evaluator:
         )
         self.waivers = waivers
 
-    def check(self, node: Check) -> CheckResult:
+    def check(self, node: Check) -> _Node:
         base = node.shown
         if self.down and not node.children and (down := self._unavailable(node)):
-            return CheckResult(
-                **base, outcome="error", expected="its evidence to be readable", found=down
-            )
+            return {
+                **base,
+                "outcome": "error",
+                "expected": "its evidence to be readable",
+                "found": down,
+            }
         if node.if_ is not None:
             applies = cel.run_bool(node.if_, self.bound)
             if applies.error:
-                return CheckResult(
+                return {
                     **base,
-                    outcome="error",
-                    expected=f"`if: {node.if_}` to evaluate",
-                    found=f"error: {applies.error}",
-                )
+                    "outcome": "error",
+                    "expected": f"`if: {node.if_}` to evaluate",
+                    "found": f"error: {applies.error}",
+                }
             if not applies.value:
-                return CheckResult(
+                return {
                     **base,
-                    outcome="skipped",
-                    expected=f"applies when {node.if_}",
-                    found="does not apply",
-                )
+                    "outcome": "skipped",
+                    "expected": f"applies when {node.if_}",
+                    "found": "does not apply",
+                }
         result = self._body(node, base)
-        if self.waivers and result.outcome in ("failed", "error"):
+        if self.waivers and result["outcome"] in ("failed", "error"):
             waiver = self.waivers.get(node.id)
             if waiver:
-                return result.model_copy(update={"outcome": "waived", "waiver": waiver})
+                return {**result, "outcome": "waived", "waiver": waiver}
         return result
 
     def _unavailable(self, node: Check) -> str | None:
@@ -146,49 +152,49 @@ class _Evaluator:
         roots = sorted({path[0] for path in node.reads} & down.keys())
         return "; ".join(f"{root} could not be read: {down[root]}" for root in roots) or None
 
-    def _body(self, node: Check, base: dict[str, Any]) -> CheckResult:
+    def _body(self, node: Check, base: dict[str, Any]) -> _Node:
         if node.kind is not None:
+            kind = KINDS[node.kind]
             try:
-                finding = KINDS[node.kind].run(node.params, self.evidence)
+                finding = kind.run(node.params, self.evidence)
             except Exception as exc:  # a kind's bug meeting odd evidence: never a crash or a pass
-                return CheckResult(
+                return {
                     **base,
-                    outcome="error",
-                    expected=KINDS[node.kind].summary,
-                    found=f"check kind {node.kind} failed: {type(exc).__name__}: "
+                    "outcome": "error",
+                    "expected": kind.summary,
+                    "found": f"check kind {node.kind} failed: {type(exc).__name__}: "
                     + " ".join(str(exc).split()),
-                )
-            location = (
-                FileLine(path=finding.location.path, line=finding.location.line)
-                if finding.location
-                else None
-            )
-            return CheckResult(
+                }
+            at = finding.location
+            return {
                 **base,
-                outcome="passed" if finding.ok else "failed",
-                expected=finding.expected,
-                found=finding.found,
-                source=finding.source,
-                location=location,
-            )
+                "outcome": "passed" if finding.ok else "failed",
+                "expected": finding.expected,
+                "found": finding.found,
+                "source": finding.source,
+                "location": {"path": at.path, "line": at.line} if at else None,
+            }
         if node.expr is not None:
             return self._expr(node, base)
         children = [self.check(child) for child in node.children]
-        outcome = _combine(node, [c.outcome for c in children])
+        outcomes = [c["outcome"] for c in children]
+        outcome = _combine(node, outcomes)
         if node.not_ is not None:
-            expected, found = f"not: {children[0].expected}", children[0].found
+            expected, found = f"not: {children[0]['expected']}", children[0]["found"]
         else:
             word = "all" if node.all is not None else "any"
             expected = f"{word} of {len(children)} checks"
-            tally = {
-                o: sum(c.outcome == o for c in children) for o in ("passed", "failed", "error")
-            }
+            tally = {o: outcomes.count(o) for o in ("passed", "failed", "error")}
             found = ", ".join(f"{n} {o}" for o, n in tally.items() if n) or "all skipped"
-        return CheckResult(
-            **base, outcome=outcome, expected=expected, found=found, children=children
-        )
+        return {
+            **base,
+            "outcome": outcome,
+            "expected": expected,
+            "found": found,
+            "children": children,
+        }
 
-    def _expr(self, node: Check, base: dict[str, Any]) -> CheckResult:
+    def _expr(self, node: Check, base: dict[str, Any]) -> _Node:
         assert node.expr is not None
         expected = node.expected or f"{node.expr}"
         source = next(
@@ -196,25 +202,25 @@ class _Evaluator:
         )
         outcome = cel.run_bool(node.expr, self.bound)
         if outcome.error:
-            return CheckResult(
+            return {
                 **base,
-                outcome="error",
-                expected=expected,
-                found=f"error: {outcome.error}",
-                source=source,
-            )
+                "outcome": "error",
+                "expected": expected,
+                "found": f"error: {outcome.error}",
+                "source": source,
+            }
         if node.found is not None:
             shown = cel.run(node.found, self.bound)
             found = f"error: {shown.error}" if shown.error else _show(shown.value)
         else:
             found = _cel_found(node.expr, self.data)
-        return CheckResult(
+        return {
             **base,
-            outcome="passed" if outcome.value else "failed",
-            expected=expected,
-            found=found,
-            source=source,
-        )
+            "outcome": "passed" if outcome.value else "failed",
+            "expected": expected,
+            "found": found,
+            "source": source,
+        }
 
 
 def _combine(node: Check, outcomes: list[Outcome]) -> Outcome:
@@ -270,10 +276,21 @@ def _assign(eligible: dict[str, list[int]], required: list[int]) -> dict[str, in
     """Which rule each approver counts toward: one rule per person, as many of the rules'
     required approvals met as possible.
 
-    A bipartite matching of people to the rules' seats (augmenting paths): "first come, first
-    rule" would let alice, who holds both roles, take the rule bob could also fill and leave
-    the one only she could fill empty. Approvers no seat is left for still show under the
-    first rule they may approve (they change nothing: every rule they fit is full).
+    When each approver fits one rule only there is nothing to match: they count toward it
+    (or, were it full, still show under it), which is what :func:`_match` would say at several
+    times the cost: the usual case, each role held by other people.
+    """
+    if all(len(rules) == 1 for rules in eligible.values()):
+        return {person: rules[0] for person, rules in eligible.items()}
+    return _match(eligible, required)
+
+
+def _match(eligible: dict[str, list[int]], required: list[int]) -> dict[str, int]:
+    """:func:`_assign` as a bipartite matching of people to the rules' seats (augmenting
+    paths): "first come, first rule" would let alice, who holds both roles, take the rule bob
+    could also fill and leave the one only she could fill empty. Approvers no seat is left for
+    still show under the first rule they may approve (they change nothing: every rule they
+    fit is full).
     """
     holder: dict[tuple[int, int], str] = {}
 
@@ -304,20 +321,22 @@ def _approvals(
     now: datetime,
     policies: PolicySet,
     sent_back: SentBack | None,
-) -> tuple[list[RuleResult], list[Rejection], list[Ignored]]:
+) -> tuple[list[_Node], list[_Node], list[_Node]]:
+    """The rules' results, the rejections and the approvals that do not count, as the fields
+    of :class:`RuleResult`, :class:`Rejection` and :class:`Ignored`."""
     authors = {p.id for name in evidence.authors if (p := policies.person(name))}
     latest: dict[str, tuple[Person, Approval]] = {}
-    ignored: list[Ignored] = []
+    ignored: list[_Node] = []
     for approval in sorted(approvals, key=_AT):
         person = policies.person(approval.person)
         if person is None:
             ignored.append(
-                Ignored(person=approval.person, reason=f"unknown person '{approval.person}'")
+                {"person": approval.person, "reason": f"unknown person '{approval.person}'"}
             )
         else:
             latest[person.id] = (person, approval)
     eligible: dict[str, list[int]] = {}
-    rejections: list[Rejection] = []
+    rejections: dict[str, _Node] = {}
     reasons: dict[str, str] = {}
     for person, approval in latest.values():
         roles = policies.roles_of(project, person.id)
@@ -326,13 +345,11 @@ def _approvals(
             if why is None and approval.decision == "approve":
                 eligible.setdefault(person.id, []).append(index)
             elif why is None:
-                rejections.append(
-                    Rejection(
-                        person=person.id,
-                        reason=approval.reason or "no reason given",
-                        at=approval.at,
-                    )
-                )
+                rejections[person.id] = {
+                    "person": person.id,
+                    "reason": approval.reason or "no reason given",
+                    "at": approval.at,
+                }
             elif person.id not in reasons or not roles.isdisjoint(rule.roles):
                 # The reason from a rule the person could satisfy says more than "lacks role".
                 reasons[person.id] = why
@@ -347,28 +364,27 @@ def _approvals(
             if p not in assigned and (rule.allow_author or p not in authors)
         ]
         rules.append(
-            RuleResult(
-                rule=rule.name,
-                roles=rule.roles,
-                required=rule.count,
-                approvers=approvers,
-                candidates=list(dict.fromkeys(candidates)),
-            )
+            {
+                "rule": rule.name,
+                "roles": rule.roles,
+                "required": rule.count,
+                "approvers": approvers,
+                "candidates": list(dict.fromkeys(candidates)),
+            }
         )
         if len(approvers) < rule.count:
             ignored += [
-                Ignored(
-                    person=p,
-                    reason=f"counted for {gate.approvals[assigned[p]].name}, not also for "
+                {
+                    "person": p,
+                    "reason": f"counted for {gate.approvals[assigned[p]].name}, not also for "
                     f"{rule.name}: one person's approval counts toward one rule only",
-                )
+                }
                 for p, fits in eligible.items()
                 if index in fits and assigned[p] != index
             ]
-    counted = set(assigned) | {r.person for r in rejections}
-    ignored += [Ignored(person=p, reason=why) for p, why in reasons.items() if p not in counted]
-    unique_rejections = list({r.person: r for r in rejections}.values())
-    return rules, unique_rejections, ignored
+    counted = assigned.keys() | rejections.keys()
+    ignored += [{"person": p, "reason": why} for p, why in reasons.items() if p not in counted]
+    return rules, list(rejections.values()), ignored
 
 
 def evaluate(
@@ -389,32 +405,34 @@ def evaluate(
     project = evidence.project.key
     digest = gate_digest(evidence, gate.reads)
     granted, ignored_waivers = valid_waivers(gate, project, waivers, now, policies)
-    evaluator = _Evaluator(gate, evidence, granted)
+    evaluator = _Evaluator(evidence, granted)
     checks = [evaluator.check(c) for c in gate.checks]
     rules, rejections, ignored = _approvals(
         gate, project, evidence, approvals, digest, now, policies, sent_back
     )
-    outcomes = [c.outcome for c in checks]
+    outcomes = [c["outcome"] for c in checks]
     status: Status
     if "error" in outcomes:
         status = "error"
     elif "failed" in outcomes or rejections:
         status = "blocked"
-    elif any(r.missing for r in rules):
+    elif any(len(r["approvers"]) < r["required"] for r in rules):
         status = "awaiting_approval"
     else:
         status = "passed"
-    return GateResult(
-        project=project,
-        gate=gate.id,
-        title=gate.title or gate.id,
-        mode=gate.mode,
-        status=status,
-        checks=checks,
-        approvals=rules,
-        rejections=rejections,
-        ignored=ignored + ignored_waivers,
-        evidence_digest=evidence.digest,
-        gate_digest=digest,
-        evaluated_at=now,
+    return GateResult.model_validate(
+        {
+            "project": project,
+            "gate": gate.id,
+            "title": gate.title or gate.id,
+            "mode": gate.mode,
+            "status": status,
+            "checks": checks,
+            "approvals": rules,
+            "rejections": rejections,
+            "ignored": ignored + ignored_waivers,
+            "evidence_digest": evidence.digest,
+            "gate_digest": digest,
+            "evaluated_at": now,
+        }
     )
