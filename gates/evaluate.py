@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
-from operator import attrgetter
+from json.encoder import encode_basestring as _quote
+from operator import itemgetter
 from typing import Any
 
 from gates import cel
 from gates.checks import KINDS
-from gates.evidence import Evidence, PathKey, cel_paths, gate_digest, resolve, source_for
+from gates.evidence import Evidence, PathKey, cel_paths, follow, gate_digest
 from gates.policy import ApprovalRule, Check, Gate, Person, PolicySet, Status
 from gates.records import Approval, SentBack, Waiver
 from gates.result import (
@@ -40,22 +41,31 @@ def _show(value: Any, limit: int = 80) -> str:
 
 
 def _json_cut(value: Any, budget: int) -> str:
-    """``json.dumps(value)`` as far as ``budget`` characters, and a little beyond.
+    """``json.dumps(value, ensure_ascii=False)`` as far as ``budget`` characters, and a little
+    beyond.
 
     A path in a CEL check may reach a list of issues with their whole text: encoding all of
     it to show 80 characters was most of the cost of some evaluations. What comes after the
-    budget is not JSON (brackets close early), and is cut off by :func:`_show`.
+    budget is not JSON (brackets close early), and is cut off by :func:`_show`. Strings are
+    quoted as ``dumps`` quotes them, by the function it calls (``dumps`` with an argument
+    builds an encoder each time, and found texts quote every key).
     """
+    if isinstance(value, str):
+        return _quote(value if len(value) <= budget else value[:budget])
+    if isinstance(value, bool) or value is None:
+        return "true" if value else ("false" if value is False else "null")
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return repr(value)  # what JSON writes
     if isinstance(value, dict):
         parts, size = [], 1
         for key, item in value.items():
             if size > budget:
                 break
-            part = f"{json.dumps(str(key), ensure_ascii=False)}: {_json_cut(item, budget - size)}"
+            part = f"{_quote(str(key))}: {_json_cut(item, budget - size)}"
             parts.append(part)
             size += len(part) + 2
         return "{" + ", ".join(parts) + "}"
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         parts, size = [], 1
         for item in value:
             if size > budget:
@@ -64,12 +74,6 @@ def _json_cut(value: Any, budget: int) -> str:
             parts.append(part)
             size += len(part) + 2
         return "[" + ", ".join(parts) + "]"
-    if isinstance(value, str):
-        return json.dumps(value if len(value) <= budget else value[:budget], ensure_ascii=False)
-    if isinstance(value, bool) or value is None:
-        return "true" if value else ("false" if value is False else "null")
-    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
-        return repr(value)  # what JSON writes
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
@@ -84,11 +88,11 @@ def _path_name(followed: PathKey) -> str:
     return followed[0] + "".join(f".{k}" if k.isidentifier() else f'["{k}"]' for k in followed[1:])
 
 
-def _cel_found(expr: str, data: dict[str, Any]) -> str:
-    """The values of the evidence an expression mentions: the 'found' of a CEL check."""
+def _cel_found(reached: list[tuple[PathKey, Any, str | None]]) -> str:
+    """The values of the evidence an expression mentions (its paths, followed): the 'found'
+    of a CEL check."""
     shown: dict[str, str] = {}
-    for path in _sorted_paths(expr):
-        followed, value = resolve(data, path)
+    for followed, value, _ in reached:
         name = _path_name(followed)
         if name not in shown:
             shown[name] = f"{name} = {_show(value)}"
@@ -197,9 +201,8 @@ class _Evaluator:
     def _expr(self, node: Check, base: dict[str, Any]) -> _Node:
         assert node.expr is not None
         expected = node.expected or f"{node.expr}"
-        source = next(
-            (s for p in _sorted_paths(node.expr) if (s := source_for(self.data, p))), None
-        )
+        reached = [follow(self.data, path) for path in _sorted_paths(node.expr)]
+        source = next((url for _, _, url in reached if url), None)
         outcome = cel.run_bool(node.expr, self.bound)
         if outcome.error:
             return {
@@ -213,7 +216,7 @@ class _Evaluator:
             shown = cel.run(node.found, self.bound)
             found = f"error: {shown.error}" if shown.error else _show(shown.value)
         else:
-            found = _cel_found(node.expr, self.data)
+            found = _cel_found(reached)
         return {
             **base,
             "outcome": "passed" if outcome.value else "failed",
@@ -239,32 +242,62 @@ def _combine(node: Check, outcomes: list[Outcome]) -> Outcome:
     return "error" if "error" in counted else "failed"
 
 
-_AT = attrgetter("at")
+_FIRST = itemgetter(0)
 
 
-def _disqualified(
-    rule: ApprovalRule,
-    person: Person,
-    approval: Approval,
-    roles: set[str],
-    authors: set[str],
-    digest: str,
-    now: datetime,
-    sent_back: SentBack | None,
+def _utc(moment: datetime) -> datetime:
+    """The same instant in UTC, to compare and subtract.
+
+    pydantic gives each parsed datetime its own ``TzInfo``: comparing two of them asks both
+    for their offset, a call into pydantic-core each, several times per approval and rule.
+    Two datetimes in ``UTC`` compare as plain fields. A naive datetime stays naive, so mixing
+    naive and aware fails as it always did; one that UTC cannot hold (year 1 or 9999 with an
+    offset) is compared as given.
+    """
+    if moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return moment
+
+
+def _stale(
+    at: datetime, now: datetime, sent_back: SentBack | None, back_at: datetime | None
 ) -> str | None:
-    """Why an approval does not count towards a rule, or None when it does."""
-    if roles.isdisjoint(rule.roles):
-        return f"lacks role {' or '.join(rule.roles)}"
-    if person.id in authors and not rule.allow_author:
-        return "is the author of the gated work and may not approve it"
-    if approval.at > now:
+    """Why an approval given ``at`` counts toward no rule whatever the rule says, or None."""
+    if at > now:
         return "approval is dated in the future"
-    if sent_back is not None and approval.at < sent_back.at:
+    if sent_back is not None and back_at is not None and at < back_at:
         return (
             f"given before the project was sent back to {sent_back.to_phase} "
             f"on {sent_back.at:%Y-%m-%d %H:%M}Z"
         )
-    if rule.expires_after is not None and now - approval.at > rule.expires_after:
+    return None
+
+
+def _disqualified(
+    rule: ApprovalRule,
+    roles: frozenset[str],
+    author: bool,
+    stale: str | None,
+    approval: Approval,
+    at: datetime,
+    now: datetime,
+    digest: str,
+) -> str | None:
+    """Why an approval does not count towards a rule, or None when it does.
+
+    ``stale`` (:func:`_stale`, the same for every rule) is said where it always was: after
+    the rule's role and author clauses, before its expiry and evidence clauses.
+    """
+    if roles.isdisjoint(rule.roles):
+        return rule.lacking
+    if author and not rule.allow_author:
+        return "is the author of the gated work and may not approve it"
+    if stale is not None:
+        return stale
+    if rule.expires_after is not None and now - at > rule.expires_after:
         return f"approval expired (older than {rule.expires_after})"
     if rule.invalidate_on_change and approval.digest != digest:
         given = (approval.digest or "none")[:12]
@@ -325,23 +358,27 @@ def _approvals(
     """The rules' results, the rejections and the approvals that do not count, as the fields
     of :class:`RuleResult`, :class:`Rejection` and :class:`Ignored`."""
     authors = {p.id for name in evidence.authors if (p := policies.person(name))}
-    latest: dict[str, tuple[Person, Approval]] = {}
+    moment = _utc(now)
+    back_at = _utc(sent_back.at) if sent_back is not None else None
+    latest: dict[str, tuple[Person, Approval, datetime]] = {}
     ignored: list[_Node] = []
-    for approval in sorted(approvals, key=_AT):
+    for at, approval in sorted([(_utc(a.at), a) for a in approvals], key=_FIRST):
         person = policies.person(approval.person)
         if person is None:
             ignored.append(
                 {"person": approval.person, "reason": f"unknown person '{approval.person}'"}
             )
         else:
-            latest[person.id] = (person, approval)
+            latest[person.id] = (person, approval, at)
     eligible: dict[str, list[int]] = {}
     rejections: dict[str, _Node] = {}
     reasons: dict[str, str] = {}
-    for person, approval in latest.values():
+    for person, approval, at in latest.values():
         roles = policies.roles_of(project, person.id)
+        author = person.id in authors
+        stale = _stale(at, moment, sent_back, back_at)
         for index, rule in enumerate(gate.approvals):
-            why = _disqualified(rule, person, approval, roles, authors, digest, now, sent_back)
+            why = _disqualified(rule, roles, author, stale, approval, at, moment, digest)
             if why is None and approval.decision == "approve":
                 eligible.setdefault(person.id, []).append(index)
             elif why is None:
