@@ -278,7 +278,6 @@ def _stale(
 
 def _disqualified(
     rule: ApprovalRule,
-    roles: frozenset[str],
     author: bool,
     stale: str | None,
     approval: Approval,
@@ -286,13 +285,12 @@ def _disqualified(
     now: datetime,
     digest: str,
 ) -> str | None:
-    """Why an approval does not count towards a rule, or None when it does.
+    """Why an approval by someone holding one of the rule's roles does not count towards it,
+    or None when it does.
 
     ``stale`` (:func:`_stale`, the same for every rule) is said where it always was: after
-    the rule's role and author clauses, before its expiry and evidence clauses.
+    the author clause, before the rule's expiry and evidence clauses.
     """
-    if roles.isdisjoint(rule.roles):
-        return rule.lacking
     if author and not rule.allow_author:
         return "is the author of the gated work and may not approve it"
     if stale is not None:
@@ -370,6 +368,7 @@ def _approvals(
             )
         else:
             latest[person.id] = (person, approval, at)
+    rules = gate.approvals
     eligible: dict[str, list[int]] = {}
     rejections: dict[str, _Node] = {}
     reasons: dict[str, str] = {}
@@ -377,22 +376,28 @@ def _approvals(
         roles = policies.roles_of(project, person.id)
         author = person.id in authors
         stale = _stale(at, moment, sent_back, back_at)
-        for index, rule in enumerate(gate.approvals):
-            why = _disqualified(rule, roles, author, stale, approval, at, moment, digest)
-            if why is None and approval.decision == "approve":
-                eligible.setdefault(person.id, []).append(index)
-            elif why is None:
-                rejections[person.id] = {
-                    "person": person.id,
-                    "reason": approval.reason or "no reason given",
-                    "at": approval.at,
-                }
-            elif person.id not in reasons or not roles.isdisjoint(rule.roles):
-                # The reason from a rule the person could satisfy says more than "lacks role".
-                reasons[person.id] = why
-    assigned = _assign(eligible, [rule.count for rule in gate.approvals])
-    rules = []
-    for index, rule in enumerate(gate.approvals):
+        fits, why = [], None
+        for index, rule in enumerate(rules):
+            if not roles.isdisjoint(rule.roles):
+                if against := _disqualified(rule, author, stale, approval, at, moment, digest):
+                    why = against
+                else:
+                    fits.append(index)
+        if fits and approval.decision == "approve":
+            eligible[person.id] = fits
+        elif fits:
+            rejections[person.id] = {
+                "person": person.id,
+                "reason": approval.reason or "no reason given",
+                "at": approval.at,
+            }
+        elif rules:
+            # Why it counts for nothing: the last rule whose role the person holds says more
+            # than "lacks role" (which, when they hold none, the first rule says).
+            reasons[person.id] = why or rules[0].lacking
+    assigned = _assign(eligible, [rule.count for rule in rules])
+    results = []
+    for index, rule in enumerate(rules):
         approvers = [p for p, counted in assigned.items() if counted == index]
         candidates = [
             p
@@ -400,7 +405,7 @@ def _approvals(
             for p in policies.holder_ids(project, role)
             if p not in assigned and (rule.allow_author or p not in authors)
         ]
-        rules.append(
+        results.append(
             {
                 "rule": rule.name,
                 "roles": rule.roles,
@@ -413,15 +418,14 @@ def _approvals(
             ignored += [
                 {
                     "person": p,
-                    "reason": f"counted for {gate.approvals[assigned[p]].name}, not also for "
+                    "reason": f"counted for {rules[assigned[p]].name}, not also for "
                     f"{rule.name}: one person's approval counts toward one rule only",
                 }
                 for p, fits in eligible.items()
                 if index in fits and assigned[p] != index
             ]
-    counted = assigned.keys() | rejections.keys()
-    ignored += [{"person": p, "reason": why} for p, why in reasons.items() if p not in counted]
-    return rules, list(rejections.values()), ignored
+    ignored += [{"person": p, "reason": why} for p, why in reasons.items()]
+    return results, list(rejections.values()), ignored
 
 
 def evaluate(
