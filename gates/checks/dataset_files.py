@@ -30,24 +30,21 @@ def _reads(params: DatasetFiles) -> list[PathKey]:
 
 def _folders(evidence: Evidence, pattern: str) -> list[str]:
     pattern = pattern.rstrip("/")
-    regex = glob_regex(pattern)
+    match = glob_regex(pattern).match
     # Without "**" a folder matching the glob has as many levels as the glob: one candidate
-    # per file, not one per level of every path.
+    # per file, not one per level of every path. Files share folders: each is matched once.
     levels = None if "**" in pattern else pattern.count("/") + 1
-    folders = set()
+    seen: dict[str, bool] = {}
     for path, file in evidence.files.items():
         if not file.exists:
             continue
-        parts = path.split("/")
-        if levels is None:
-            depths: range | list[int] = range(1, len(parts))
-        else:
-            depths = [levels] if levels < len(parts) else []
+        parts = path.split("/", -1 if levels is None else levels)
+        depths = range(1, len(parts)) if levels is None else range(levels, len(parts))
         for depth in depths:
             folder = "/".join(parts[:depth])
-            if regex.match(folder):
-                folders.add(folder)
-    return sorted(folders)
+            if folder not in seen:
+                seen[folder] = match(folder) is not None
+    return sorted(folder for folder, matched in seen.items() if matched)
 
 
 @register("dataset_files", "each dataset folder has the required files", DatasetFiles, _reads)

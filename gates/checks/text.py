@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -64,6 +65,8 @@ def lookup(by_heading: dict[str, Any], wanted: str) -> Any:
     """Find a section by heading regardless of case, spacing and a trailing colon."""
     if wanted in by_heading:
         return by_heading[wanted]
+    if not by_heading:  # most placeholders: no headings to normalise
+        return None
     heading = _heading_index(tuple(by_heading)).get(heading_key(wanted))
     return None if heading is None else by_heading[heading]
 
@@ -122,11 +125,13 @@ def matching_files(evidence: Evidence, pattern: str) -> list[File]:
     if not is_glob(pattern):  # a plain path: one look-up, not a regex over every file
         file = evidence.files.get(pattern)
         return [file] if file is not None and file.exists else []
-    regex = glob_regex(pattern)
-    return sorted(
-        (f for path, f in evidence.files.items() if f.exists and regex.match(path)),
-        key=lambda f: f.path,
-    )
+    match = glob_regex(pattern).match
+    found = [f for path, f in evidence.files.items() if f.exists and match(path)]
+    found.sort(key=_PATH)
+    return found
+
+
+_PATH = attrgetter("path")
 
 
 @dataclass(frozen=True)
