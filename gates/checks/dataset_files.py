@@ -11,7 +11,7 @@ from functools import cached_property
 from pydantic import Field
 
 from gates.checks.base import Finding, Params, listing, register
-from gates.checks.text import glob_regex, matching_files
+from gates.checks.text import folder_regex, glob_regex, matching_files
 from gates.evidence import Evidence, PathKey
 
 
@@ -30,17 +30,15 @@ def _reads(params: DatasetFiles) -> list[PathKey]:
 
 def _folders(evidence: Evidence, pattern: str) -> list[str]:
     pattern = pattern.rstrip("/")
+    paths = [path for path, file in evidence.files.items() if file.exists]
+    if "**" not in pattern:
+        leading = folder_regex(pattern).match
+        return sorted({found.group(1) for path in paths if (found := leading(path))})
     match = glob_regex(pattern).match
-    # Without "**" a folder matching the glob has as many levels as the glob: one candidate
-    # per file, not one per level of every path. Files share folders: each is matched once.
-    levels = None if "**" in pattern else pattern.count("/") + 1
-    seen: dict[str, bool] = {}
-    for path, file in evidence.files.items():
-        if not file.exists:
-            continue
-        parts = path.split("/", -1 if levels is None else levels)
-        depths = range(1, len(parts)) if levels is None else range(levels, len(parts))
-        for depth in depths:
+    seen: dict[str, bool] = {}  # files share folders: each is matched once
+    for path in paths:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
             folder = "/".join(parts[:depth])
             if folder not in seen:
                 seen[folder] = match(folder) is not None

@@ -93,8 +93,8 @@ def emptiness(body: str | None, placeholder: str | None = None) -> str | None:
     return None
 
 
-@lru_cache(maxsize=512)
-def glob_regex(pattern: str) -> re.Pattern[str]:
+def _glob(pattern: str) -> str:
+    """A glob as a regular expression: ``*`` and ``?`` within a folder, ``**`` across."""
     out, i = [], 0
     while i < len(pattern):
         if pattern.startswith("**/", i):
@@ -112,7 +112,23 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(pattern[i]))
             i += 1
-    return re.compile("".join(out) + r"\Z")
+    return "".join(out)
+
+
+@lru_cache(maxsize=512)
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(_glob(pattern) + r"\Z")
+
+
+@lru_cache(maxsize=512)
+def folder_regex(pattern: str) -> re.Pattern[str]:
+    """A path whose leading folders match a glob without ``**`` (group 1: those folders).
+
+    Without ``**`` a glob spans as many levels as it has, so one match per path finds the
+    folder, where splitting every path and matching each prefix costs several.
+    """
+    assert "**" not in pattern
+    return re.compile("(" + _glob(pattern) + ")/")
 
 
 def is_glob(pattern: str) -> bool:
