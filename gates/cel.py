@@ -71,8 +71,20 @@ def run(text: str, bound: cel.Activation, env: str = "evidence") -> CelOutcome:
     return CelOutcome(result.plain_value())
 
 
+_TRUE, _FALSE = CelOutcome(True), CelOutcome(False)
+
+
 def run_bool(text: str, bound: cel.Activation, env: str = "evidence") -> CelOutcome:
-    outcome = run(text, bound, env)
-    if outcome.error is None and outcome.value is not True and outcome.value is not False:
-        return CelOutcome(None, f"expression gave {outcome.value!r}, not true or false")
-    return outcome
+    """Evaluate a condition: an error, or a value that is not a bool, comes back as ``error``.
+
+    A Python bool is never what an error converts to (that is its message), so a bool answer
+    needs no ``type()``: asking the C++ value for its type costs as much again as converting
+    it, on every check and ``if`` of every evaluation.
+    """
+    result = compile_expression(text, env).eval(bound)
+    value = result.plain_value()
+    if value is True or value is False:
+        return _TRUE if value else _FALSE
+    if result.type() == _ERROR:
+        return CelOutcome(None, str(result.value()))
+    return CelOutcome(None, f"expression gave {value!r}, not true or false")

@@ -307,13 +307,8 @@ def resolve(data: Any, path: PathKey) -> tuple[PathKey, Any]:
     Stopping early (at a list, a scalar, or a method name in a CEL path such as
     ``github.issues.exists``) makes the digest cover the whole value the path reaches into.
     """
-    followed: list[str] = []
-    for key in path:
-        if not isinstance(data, dict):
-            break
-        followed.append(key)
-        data = data.get(key)
-    return tuple(followed), data
+    followed, value, _ = follow(data, path)
+    return followed, value
 
 
 def gate_digest(evidence: Evidence, paths: Iterable[PathKey]) -> str:
@@ -325,16 +320,17 @@ def gate_digest(evidence: Evidence, paths: Iterable[PathKey]) -> str:
     return evidence.memo[key]
 
 
-def source_for(data: Any, path: PathKey) -> str | None:
-    """The ``url`` of the deepest fact along ``path`` that has one."""
-    best = data.get("url") if isinstance(data, dict) else None
-    for key in path:
+def follow(data: Any, path: PathKey) -> tuple[PathKey, Any, str | None]:
+    """:func:`resolve`, and the ``url`` of the deepest fact along ``path`` that has one: a CEL
+    check shows both, for each path it mentions, so the path is walked once."""
+    url = data.get("url") if isinstance(data, dict) else None
+    for depth, key in enumerate(path):
         if not isinstance(data, dict):
-            break
+            return path[:depth], data, url
         data = data.get(key)
         if isinstance(data, dict) and data.get("url"):
-            best = data["url"]
-    return best
+            url = data["url"]
+    return path, data, url
 
 
 _CEL_PATH = re.compile(

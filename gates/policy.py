@@ -186,6 +186,12 @@ class ApprovalRule(Strict):
     def name(self) -> str:
         return self.id or "+".join(self.roles)
 
+    @cached_property
+    def lacking(self) -> str:
+        """Why an approver without any of the roles does not count: said for every approval
+        and every rule it does not fit (and mostly dropped, when it fits another)."""
+        return f"lacks role {' or '.join(self.roles)}"
+
 
 class WaiverRule(Strict):
     roles: list[Id] = Field(min_length=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -24,16 +24,17 @@ class Params(BaseModel):
 P = TypeVar("P", bound=Params)
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """A line in a file of the project's repository, for check-run annotations."""
 
     path: str
     line: int = 1
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
+    """What a kind found. A tuple, not a frozen dataclass: one is made at every check of
+    every evaluation, and a frozen dataclass sets each field through ``object.__setattr__``."""
+
     ok: bool
     expected: str
     found: str

@@ -5,7 +5,8 @@ phasegate's own checks are ignored by default: a gate must not wait on itself.
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
+import fnmatch
+import re
 from functools import cached_property
 
 from pydantic import Field
@@ -25,6 +26,12 @@ class CiGreen(Params):
     )
 
     @cached_property
+    def ignored(self) -> tuple[re.Pattern[str], ...]:
+        """``ignore`` compiled once, as ``fnmatchcase`` compiles each glob (and looks it up
+        again for every check name)."""
+        return tuple(re.compile(fnmatch.translate(glob)) for glob in self.ignore)
+
+    @cached_property
     def expected(self) -> str:
         if not self.required:
             return "all CI checks green"
@@ -38,9 +45,8 @@ def _reads(params: CiGreen) -> list[PathKey]:
 @register("ci_green", "CI checks on the gated commit are green", CiGreen, _reads)
 def run(params: CiGreen, evidence: Evidence) -> Finding:
     expected = params.expected
-    checks = [
-        c for c in evidence.github.checks if not any(fnmatchcase(c.name, g) for g in params.ignore)
-    ]
+    ignored = params.ignored
+    checks = [c for c in evidence.github.checks if not any(glob.match(c.name) for glob in ignored)]
     names = {c.name for c in checks}
     absent = [n for n in params.required if n not in names]
     if not checks:

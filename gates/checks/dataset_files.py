@@ -11,7 +11,7 @@ from functools import cached_property
 from pydantic import Field
 
 from gates.checks.base import Finding, Params, listing, register
-from gates.checks.text import glob_regex, matching_files
+from gates.checks.text import folder_regex, glob_regex, matching_files
 from gates.evidence import Evidence, PathKey
 
 
@@ -30,24 +30,19 @@ def _reads(params: DatasetFiles) -> list[PathKey]:
 
 def _folders(evidence: Evidence, pattern: str) -> list[str]:
     pattern = pattern.rstrip("/")
-    regex = glob_regex(pattern)
-    # Without "**" a folder matching the glob has as many levels as the glob: one candidate
-    # per file, not one per level of every path.
-    levels = None if "**" in pattern else pattern.count("/") + 1
-    folders = set()
-    for path, file in evidence.files.items():
-        if not file.exists:
-            continue
+    paths = [path for path, file in evidence.files.items() if file.exists]
+    if "**" not in pattern:
+        leading = folder_regex(pattern).match
+        return sorted({found.group(1) for path in paths if (found := leading(path))})
+    match = glob_regex(pattern).match
+    seen: dict[str, bool] = {}  # files share folders: each is matched once
+    for path in paths:
         parts = path.split("/")
-        if levels is None:
-            depths: range | list[int] = range(1, len(parts))
-        else:
-            depths = [levels] if levels < len(parts) else []
-        for depth in depths:
+        for depth in range(1, len(parts)):
             folder = "/".join(parts[:depth])
-            if regex.match(folder):
-                folders.add(folder)
-    return sorted(folders)
+            if folder not in seen:
+                seen[folder] = match(folder) is not None
+    return sorted(folder for folder, matched in seen.items() if matched)
 
 
 @register("dataset_files", "each dataset folder has the required files", DatasetFiles, _reads)

@@ -34,10 +34,11 @@ def _reads(params: FileExists) -> list[PathKey]:
 @register("file_exists", "files exist (and parse)", FileExists, _reads)
 def run(params: FileExists, evidence: Evidence) -> Finding:
     expected = params.expected
-    missing = [p for p in params.paths if not matching_files(evidence, p)]
+    found = [(p, matching_files(evidence, p)) for p in params.paths]
+    missing = [p for p, files in found if not files]
     if missing:
         return Finding(False, expected, f"missing: {listing(missing)}")
-    matched = [f for p in params.paths for f in matching_files(evidence, p)]
+    matched = [f for _, files in found for f in files]
     if params.parses:
         for file in matched:
             parsed = parse_document(file)

@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -64,6 +65,8 @@ def lookup(by_heading: dict[str, Any], wanted: str) -> Any:
     """Find a section by heading regardless of case, spacing and a trailing colon."""
     if wanted in by_heading:
         return by_heading[wanted]
+    if not by_heading:  # most placeholders: no headings to normalise
+        return None
     heading = _heading_index(tuple(by_heading)).get(heading_key(wanted))
     return None if heading is None else by_heading[heading]
 
@@ -90,8 +93,8 @@ def emptiness(body: str | None, placeholder: str | None = None) -> str | None:
     return None
 
 
-@lru_cache(maxsize=512)
-def glob_regex(pattern: str) -> re.Pattern[str]:
+def _glob(pattern: str) -> str:
+    """A glob as a regular expression: ``*`` and ``?`` within a folder, ``**`` across."""
     out, i = [], 0
     while i < len(pattern):
         if pattern.startswith("**/", i):
@@ -109,7 +112,23 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(pattern[i]))
             i += 1
-    return re.compile("".join(out) + r"\Z")
+    return "".join(out)
+
+
+@lru_cache(maxsize=512)
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(_glob(pattern) + r"\Z")
+
+
+@lru_cache(maxsize=512)
+def folder_regex(pattern: str) -> re.Pattern[str]:
+    """A path whose leading folders match a glob without ``**`` (group 1: those folders).
+
+    Without ``**`` a glob spans as many levels as it has, so one match per path finds the
+    folder, where splitting every path and matching each prefix costs several.
+    """
+    assert "**" not in pattern
+    return re.compile("(" + _glob(pattern) + ")/")
 
 
 def is_glob(pattern: str) -> bool:
@@ -122,11 +141,13 @@ def matching_files(evidence: Evidence, pattern: str) -> list[File]:
     if not is_glob(pattern):  # a plain path: one look-up, not a regex over every file
         file = evidence.files.get(pattern)
         return [file] if file is not None and file.exists else []
-    regex = glob_regex(pattern)
-    return sorted(
-        (f for path, f in evidence.files.items() if f.exists and regex.match(path)),
-        key=lambda f: f.path,
-    )
+    match = glob_regex(pattern).match
+    found = [f for path, f in evidence.files.items() if f.exists and match(path)]
+    found.sort(key=_PATH)
+    return found
+
+
+_PATH = attrgetter("path")
 
 
 @dataclass(frozen=True)
