@@ -19,10 +19,15 @@ def done(world, delivery: str) -> bool:
     return any(r.delivery_id == delivery and r.status == "done" for r in world.store.inbox_events())
 
 
-def test_the_drainer_decides_when_woken_delivers_and_comes_back_after_a_crash(world, monkeypatch):
+@pytest.fixture
+def drainer_env(world, monkeypatch):
+    """A project with evidence, and the environment a drainer process started by serve has."""
     world.use_evidence("problem-framed.awaiting.json")
     monkeypatch.setenv("PREFECT_API_URL", get_current_settings().api.url)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
+
+
+def test_the_drainer_decides_when_woken_delivers_and_comes_back_after_a_crash(world, drainer_env):
     drainer = Drainer(restart_pause_s=0)
     drainer.start()
     try:
@@ -44,10 +49,7 @@ def test_the_drainer_decides_when_woken_delivers_and_comes_back_after_a_crash(wo
     assert exit_code == 0  # closing the pipe let it finish and exit
 
 
-def test_a_drainer_that_dies_at_once_is_not_started_again_for_every_event(world, monkeypatch):
-    world.use_evidence("problem-framed.awaiting.json")
-    monkeypatch.setenv("PREFECT_API_URL", get_current_settings().api.url)
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+def test_a_drainer_that_dies_at_once_is_not_started_again_for_every_event(world, drainer_env):
     drainer = Drainer(restart_pause_s=3)
     drainer.start()
     try:

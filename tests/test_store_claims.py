@@ -64,34 +64,6 @@ def test_a_renewed_claim_is_not_taken_over(store: Store) -> None:
     assert store.inbox_event(first.id).status == "done"
 
 
-def test_a_move_decided_from_a_phase_the_project_has_left_is_not_made(store: Store) -> None:
-    store.ensure_project("churn", "framing", T0)
-    moved = store.transition(
-        project="churn",
-        to_phase="data",
-        kind="advance",
-        reason="gate passed",
-        evaluation_id=None,
-        at=T0,
-        expected_phase="framing",
-    )
-    assert moved is not None
-    again = store.transition(  # a second run that also decided from framing
-        project="churn",
-        to_phase="data",
-        kind="advance",
-        reason="gate passed",
-        evaluation_id=None,
-        at=T0 + timedelta(seconds=1),
-        expected_phase="framing",
-    )
-    assert again is None
-    assert [(t.from_phase, t.to_phase) for t in store.transitions("churn")] == [
-        (None, "framing"),
-        ("framing", "data"),
-    ]
-
-
 def test_the_same_approval_given_again_after_a_regression_counts_from_then(store: Store) -> None:
     store.ensure_project("churn", "model-development", T0)
 
