@@ -355,6 +355,8 @@ def _approvals(
 ) -> tuple[list[_Node], list[_Node], list[_Node]]:
     """The rules' results, the rejections and the approvals that do not count, as the fields
     of :class:`RuleResult`, :class:`Rejection` and :class:`Ignored`."""
+    if not approvals and not gate.approvals:  # a gate that asks no one, and no one answered
+        return [], [], []
     authors = {p.id for name in evidence.authors if (p := policies.person(name))}
     moment = _utc(now)
     back_at = _utc(sent_back.at) if sent_back is not None else None
