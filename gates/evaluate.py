@@ -250,14 +250,15 @@ def _utc(moment: datetime) -> datetime:
 
     pydantic gives each parsed datetime its own ``TzInfo``: comparing two of them asks both
     for their offset, a call into pydantic-core each, several times per approval and rule.
-    Two datetimes in ``UTC`` compare as plain fields. A naive datetime stays naive, so mixing
-    naive and aware fails as it always did; one that UTC cannot hold (year 1 or 9999 with an
-    offset) is compared as given.
+    Two datetimes in ``UTC`` compare as plain fields. A naive datetime (no offset) stays as
+    it is, so mixing naive and aware fails as it always did; so does one that UTC cannot hold
+    (year 1 or 9999 with an offset), which compares as it always did.
     """
-    if moment.tzinfo is None:
+    offset = moment.utcoffset()
+    if offset is None:
         return moment
     try:
-        return moment.astimezone(UTC)
+        return (moment - offset).replace(tzinfo=UTC)  # what astimezone(UTC) does
     except OverflowError:
         return moment
 
