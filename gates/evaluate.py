@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timezone
 from functools import lru_cache
 from json.encoder import encode_basestring as _quote
 from operator import itemgetter
 from typing import Any
+
+from pydantic_core import TzInfo
 
 from gates import cel
 from gates.checks import KINDS
@@ -254,13 +256,17 @@ def _utc(moment: datetime) -> datetime:
     it is, so mixing naive and aware fails as it always did; so does one that UTC cannot hold
     (year 1 or 9999 with an offset), which compares as it always did.
     """
-    offset = moment.utcoffset()
-    if offset is None:
+    zone = moment.tzinfo
+    if zone is None or (type(zone) not in _FIXED and zone.utcoffset(moment) is None):
         return moment
     try:
-        return (moment - offset).replace(tzinfo=UTC)  # what astimezone(UTC) does
+        return moment.astimezone(UTC)
     except OverflowError:
         return moment
+
+
+_FIXED = (timezone, TzInfo)
+"""The tzinfo types that always give an offset (pydantic's and the standard library's)."""
 
 
 def _stale(
