@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timezone
 from functools import lru_cache
 from json.encoder import encode_basestring as _quote
 from operator import itemgetter
 from typing import Any
+
+from pydantic_core import TzInfo
 
 from gates import cel
 from gates.checks import KINDS
@@ -250,16 +252,21 @@ def _utc(moment: datetime) -> datetime:
 
     pydantic gives each parsed datetime its own ``TzInfo``: comparing two of them asks both
     for their offset, a call into pydantic-core each, several times per approval and rule.
-    Two datetimes in ``UTC`` compare as plain fields. A naive datetime stays naive, so mixing
-    naive and aware fails as it always did; one that UTC cannot hold (year 1 or 9999 with an
-    offset) is compared as given.
+    Two datetimes in ``UTC`` compare as plain fields. A naive datetime (no offset) stays as
+    it is, so mixing naive and aware fails as it always did; so does one that UTC cannot hold
+    (year 1 or 9999 with an offset), which compares as it always did.
     """
-    if moment.tzinfo is None:
+    zone = moment.tzinfo
+    if zone is None or (type(zone) not in _FIXED and zone.utcoffset(moment) is None):
         return moment
     try:
         return moment.astimezone(UTC)
     except OverflowError:
         return moment
+
+
+_FIXED = (timezone, TzInfo)
+"""The tzinfo types that always give an offset (pydantic's and the standard library's)."""
 
 
 def _stale(
@@ -355,6 +362,8 @@ def _approvals(
 ) -> tuple[list[_Node], list[_Node], list[_Node]]:
     """The rules' results, the rejections and the approvals that do not count, as the fields
     of :class:`RuleResult`, :class:`Rejection` and :class:`Ignored`."""
+    if not approvals and not gate.approvals:  # a gate that asks no one, and no one answered
+        return [], [], []
     authors = {p.id for name in evidence.authors if (p := policies.person(name))}
     moment = _utc(now)
     back_at = _utc(sent_back.at) if sent_back is not None else None
